@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny model files, generated clips and images, the shared data sets."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+VANGOGH = SHARED_DATA / "vangogh2photo"
+VIDEOS = SHARED_DATA / "videos"
+
+needs_vangogh = pytest.mark.skipif(not VANGOGH.is_dir(), reason=f"data set {VANGOGH} is absent")
+needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"clips folder {VIDEOS} is absent")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A model file holding a very small `fast` generator (random weights)."""
+    import torch
+
+    from vidgan import models
+    from vidgan.modelfile import save_model
+
+    torch.manual_seed(0)
+    kwargs = {"ngf": 4, "n_blocks": 1}
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    return save_model(path, models.build("fast", **kwargs), "fast", kwargs)
+
+
+def make_clip(path: Path, frames: int = 12, width: int = 64, height: int = 48, fps: int | Fraction = 12,
+              audio: str | None = None, codec: str = "libx264", pts: list[int] | None = None) -> Path:
+    """Write a small test clip with moving content; optional audio codec ("aac", "mp3", "pcm_s16le").
+
+    `pts` (in 1/1000 s) gives a variable frame rate; otherwise frames are 1/fps apart.
+    """
+    import av
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        if pts is not None:
+            v.time_base = v.codec_context.time_base = Fraction(1, 1000)
+        a = out.add_stream(audio, rate=48000) if audio else None
+        for i in range(frames):
+            img = moving_square(i, width, height)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, 1000)
+            out.mux(v.encode(frame))
+        out.mux(v.encode())
+        if a is not None:
+            _write_tone(out, a, seconds=frames / float(fps))
+    return path
+
+
+def _write_tone(out, stream, seconds: float) -> None:
+    import av
+
+    rate, n = 48000, 1024
+    fmt = "fltp" if stream.codec_context.name != "pcm_s16le" else "s16"
+    t = 0
+    while t < seconds * rate:
+        samples = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(n) + t) / rate)).astype(np.float32)
+        data = samples[None] if fmt == "fltp" else (samples * 32767).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+        frame.sample_rate, frame.pts = rate, t
+        out.mux(stream.encode(frame))
+        t += n
+    out.mux(stream.encode())
+
+
+def moving_square(i: int, width: int, height: int) -> np.ndarray:
+    """A textured background with a bright square that moves 2 px right per frame."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([(xx * 4) % 256, (yy * 4) % 256, np.full_like(xx, 96)], axis=-1).astype(np.uint8)
+    x0 = (4 + 2 * i) % max(1, width - 16)
+    img[8:24, x0:x0 + 16] = (250, 240, 60)
+    return img
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return make_clip(tmp_path / "clip.mp4")

@@ -1,0 +1,188 @@
+"""Generators and the PatchGAN discriminator, built by name from one registry.
+
+Every generator maps NCHW float images in [-1, 1] to the same shape and range. Its height and
+width must be multiples of `model.multiple`; `vidgan.frames` pads any other size (reflection)
+and crops back, so callers never see that rule.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _norm(channels: int, affine: bool = False) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=affine)
+
+
+def _conv_block(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    """Reflection-padded conv, InstanceNorm, ReLU (the paper's c7s1-k and dk blocks)."""
+    pad = kernel // 2
+    if stride == 1:
+        return [nn.ReflectionPad2d(pad), nn.Conv2d(cin, cout, kernel), _norm(cout), nn.ReLU(True)]
+    return [nn.Conv2d(cin, cout, kernel, stride, padding=pad), _norm(cout), nn.ReLU(True)]
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv_block(channels, channels, 3),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            _norm(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """The paper's generator: c7s1-ngf, two stride-2 downs, residual blocks, two ups, c7s1-3.
+
+    `upsample="transpose"` is the paper's fractionally-strided convolution; `"resize"` is
+    nearest-neighbour upsampling then a convolution, which avoids checkerboard artefacts.
+    """
+
+    multiple = 4
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose"):
+        super().__init__()
+        layers = _conv_block(3, ngf, 7)
+        layers += _conv_block(ngf, ngf * 2, 3, stride=2)
+        layers += _conv_block(ngf * 2, ngf * 4, 3, stride=2)
+        layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
+        layers += _up_block(ngf * 4, ngf * 2, upsample)
+        layers += _up_block(ngf * 2, ngf, upsample)
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _up_block(cin: int, cout: int, upsample: str) -> list[nn.Module]:
+    if upsample == "transpose":
+        conv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
+        return [conv, _norm(cout), nn.ReLU(True)]
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), *_conv_block(cin, cout, 3)]
+    raise ValueError(f"upsample must be 'transpose' or 'resize', not {upsample!r}")
+
+
+class UnetGenerator(nn.Module):
+    """The TensorFlow pix2pix/CycleGAN tutorial's U-Net (the original vidgan project's model).
+
+    8 stride-2 downs (4x4 convs, LeakyReLU) and 7 ups (4x4 transposed convs, ReLU, dropout 0.5 in
+    the first three) with skip connections, InstanceNorm with learned scale and offset.
+    The innermost down has no norm: at 256x256 its output is 1x1, where InstanceNorm would zero it.
+    """
+
+    multiple = 256
+
+    def __init__(self, ngf: int = 64):
+        super().__init__()
+        downs = [ngf, ngf * 2, ngf * 4] + [ngf * 8] * 5
+        ups = [ngf * 8] * 4 + [ngf * 4, ngf * 2, ngf]
+        self.downs = nn.ModuleList()
+        cin = 3
+        for i, cout in enumerate(downs):
+            norm = 0 < i < len(downs) - 1
+            self.downs.append(_unet_down(cin, cout, norm))
+            cin = cout
+        self.ups = nn.ModuleList()
+        for i, cout in enumerate(ups):
+            skip = downs[len(downs) - 2 - i]
+            self.ups.append(_unet_up(cin, cout, dropout=i < 3))
+            cin = cout + skip
+        self.last = nn.Sequential(nn.ConvTranspose2d(cin, 3, 4, 2, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        for up, skip in zip(self.ups, reversed(skips[:-1])):
+            x = torch.cat([up(x), skip], dim=1)
+        return self.last(x)
+
+
+def _unet_down(cin: int, cout: int, norm: bool) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, 4, 2, 1, bias=not norm)]
+    if norm:
+        layers.append(_norm(cout, affine=True))
+    return nn.Sequential(*layers, nn.LeakyReLU(0.2, True))
+
+
+def _unet_up(cin: int, cout: int, dropout: bool) -> nn.Sequential:
+    layers = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), _norm(cout, affine=True)]
+    if dropout:
+        layers.append(nn.Dropout(0.5))
+    return nn.Sequential(*layers, nn.ReLU(True))
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN: C64-C128-C256-C512, then one logit per overlapping 70x70 patch."""
+
+    def __init__(self, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        cin = ndf
+        for i in range(1, n_layers + 1):
+            cout = ndf * min(2**i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(cin, cout, 4, stride, 1), _norm(cout), nn.LeakyReLU(0.2, True)]
+            cin = cout
+        layers.append(nn.Conv2d(cin, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def resnet(ngf: int = 64, n_blocks: int = 9) -> ResnetGenerator:
+    """The paper's generator: 11.38 M parameters, 99 GFLOP at 256x256."""
+    return ResnetGenerator(ngf, n_blocks, upsample="transpose")
+
+
+def fast(ngf: int = 32, n_blocks: int = 6) -> ResnetGenerator:
+    """vidgan's real-time generator: the paper's layout at half width, 6 blocks, resize-convs.
+
+    About a fifth of `resnet`'s compute at any resolution, and no checkerboard artefacts.
+    """
+    return ResnetGenerator(ngf, n_blocks, upsample="resize")
+
+
+def unet(ngf: int = 64) -> UnetGenerator:
+    return UnetGenerator(ngf)
+
+
+def patchgan(ndf: int = 64, n_layers: int = 3) -> PatchDiscriminator:
+    return PatchDiscriminator(ndf, n_layers)
+
+
+REGISTRY = {"resnet": resnet, "fast": fast, "unet": unet, "patchgan": patchgan}
+GENERATORS = ("fast", "resnet", "unet")
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    """Build a registered model by name with its constructor keyword arguments."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops(model: nn.Module, height: int = 256, width: int = 256) -> float:
+    """Forward-pass GFLOP (2 x multiply-accumulates) for one 3-channel frame."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    param = next(model.parameters())
+    x = torch.zeros(1, 3, height, width, dtype=param.dtype, device=param.device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(x)
+    return counter.get_total_flops() / 1e9

@@ -1,0 +1,41 @@
+"""Training recipes: TOML files in the repository's train/ folder, overridden by flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from vidgan.errors import VidganError
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "train"
+DEFAULT_RECIPE = "vangogh-fast"
+
+
+def recipe_path(name_or_path: str | None) -> Path:
+    """A recipe file from a path, or from a name in train/ (with or without `.toml`)."""
+    name = name_or_path or DEFAULT_RECIPE
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = RECIPE_DIR / (name if name.endswith(".toml") else f"{name}.toml")
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))) or "none found"
+    raise VidganError(f"recipe {name!r} not found; give a TOML file or one of: {known}")
+
+
+def load_config(config_cls, recipe: str | None, overrides: dict):
+    """Fill `config_cls` (a dataclass) from a recipe, then from non-None `overrides`."""
+    path = recipe_path(recipe)
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise VidganError(f"recipe {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise VidganError(f"recipe {path} has unknown key(s): {', '.join(unknown)}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["recipe"] = str(path.name)
+    return config_cls(**values)

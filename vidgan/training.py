@@ -1,0 +1,448 @@
+"""CycleGAN training (Zhu et al. 2017): G: photo -> painting, F: painting -> photo.
+
+Per step: the generators minimise adversarial + cycle + identity losses against frozen
+discriminators; then D_Y (paintings) and D_X (photos) learn real from fake, fakes drawn from
+image history pools. X = photos (trainB), Y = paintings (trainA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from vidgan import data, modelfile, models
+from vidgan.errors import VidganError
+
+LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x")
+
+
+@dataclass
+class TrainConfig:
+    data: str | None = None  # CycleGAN layout: trainA = paintings, trainB = photos
+    data_a: str | None = None  # or two explicit folders: paintings ...
+    data_b: str | None = None  # ... and photos
+    out: str = "runs/vangogh"
+    recipe: str = ""
+    generator: str = "fast"
+    generator_kwargs: dict = field(default_factory=dict)
+    discriminator_kwargs: dict = field(default_factory=dict)
+    gan_loss: str = "lsgan"  # "lsgan" (the paper) or "bce" (the original notebook)
+    crop: int = 256
+    load_size: int | None = None  # shorter side before cropping; default crop * 286 / 256
+    batch_size: int = 1
+    epochs: int = 200
+    decay_epochs: int = 100  # the last epochs, over which the lr falls linearly to zero
+    max_steps: int | None = None  # stop early (the schedule still follows `epochs`)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # relative to lambda_cycle
+    pool_size: int = 50
+    checkpoint_every: int = 5  # epochs
+    keep_checkpoints: int = 3
+    log_every: int = 10  # steps between loss rows
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    warm_start: list[str] = field(default_factory=list)  # [G model file, F model file]
+
+    def __post_init__(self):
+        if self.load_size is None:
+            self.load_size = round(self.crop * 286 / 256)
+        if self.gan_loss not in ("lsgan", "bce"):
+            raise VidganError(f"gan_loss must be 'lsgan' or 'bce', not {self.gan_loss!r}")
+        if self.generator not in models.GENERATORS:
+            raise VidganError(f"unknown generator {self.generator!r}; known: {', '.join(models.GENERATORS)}")
+        if self.crop < 16 or self.batch_size < 1 or self.epochs < 1:
+            raise VidganError("--crop must be at least 16, --batch-size and --epochs at least 1")
+        multiple = models.build(self.generator, **self.generator_kwargs).multiple
+        if self.crop % multiple:
+            raise VidganError(f"--crop must be a multiple of {multiple} for the {self.generator} generator")
+
+
+class Generators(nn.Module):
+    """G and F together, so that one (DDP) forward computes every image the G-step needs."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        self.G = models.build(cfg.generator, **cfg.generator_kwargs)
+        self.F = models.build(cfg.generator, **cfg.generator_kwargs)
+        self.identity = cfg.lambda_identity > 0
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        fake_y, fake_x = self.G(x), self.F(y)
+        out = {"fake_y": fake_y, "fake_x": fake_x, "rec_x": self.F(fake_y), "rec_y": self.G(fake_x)}
+        if self.identity:
+            out["idt_y"], out["idt_x"] = self.G(y), self.F(x)
+        return out
+
+
+class Discriminators(nn.Module):
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        self.D_Y = models.build("patchgan", **cfg.discriminator_kwargs)  # paintings
+        self.D_X = models.build("patchgan", **cfg.discriminator_kwargs)  # photos
+
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.D_Y(y), self.D_X(x)
+
+
+def adversarial_loss(kind: str, logits: torch.Tensor, real: bool) -> torch.Tensor:
+    target = torch.full_like(logits, 1.0 if real else 0.0)
+    if kind == "lsgan":
+        return F.mse_loss(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """The paper's schedule: constant, then linear decay to zero over the last decay_epochs."""
+    constant = cfg.epochs - cfg.decay_epochs
+    return 1.0 - max(0, epoch + 1 - constant) / (cfg.decay_epochs + 1)
+
+
+class CycleGAN:
+    """Models, optimizers and pools of one training run, and the training step."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, world: int = 1):
+        self.cfg, self.device = cfg, device
+        self.gens = Generators(cfg).to(device)
+        self.discs = Discriminators(cfg).to(device)
+        if device.type == "cuda":
+            self.gens.to(memory_format=torch.channels_last)
+            self.discs.to(memory_format=torch.channels_last)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.gens.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discs.parameters(), lr=cfg.lr, betas=betas)
+        self.pool_x = data.ImagePool(cfg.pool_size, seed=cfg.seed + 1)
+        self.pool_y = data.ImagePool(cfg.pool_size, seed=cfg.seed + 2)
+        self.amp_dtype = _amp_dtype(device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.gens_ddp, self.discs_ddp = self.gens, self.discs
+        if world > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            self.gens_ddp = nn.parallel.DistributedDataParallel(self.gens, device_ids=ids)
+            self.discs_ddp = nn.parallel.DistributedDataParallel(self.discs, device_ids=ids)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def set_lr(self, factor: float) -> None:
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = self.cfg.lr * factor
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One G/F step and one D_X/D_Y step; returns the losses as (unsynchronized) tensors."""
+        cfg, gan = self.cfg, self.cfg.gan_loss
+        self.discs.requires_grad_(False)
+        with self.autocast():
+            out = self.gens_ddp(x, y)
+            losses = {
+                "adv_g": adversarial_loss(gan, self.discs.D_Y(out["fake_y"]), True),
+                "adv_f": adversarial_loss(gan, self.discs.D_X(out["fake_x"]), True),
+                "cycle_x": F.l1_loss(out["rec_x"], x),
+                "cycle_y": F.l1_loss(out["rec_y"], y),
+            }
+            loss_g = losses["adv_g"] + losses["adv_f"] + cfg.lambda_cycle * (losses["cycle_x"] + losses["cycle_y"])
+            if "idt_x" in out:
+                losses["idt_x"], losses["idt_y"] = F.l1_loss(out["idt_x"], x), F.l1_loss(out["idt_y"], y)
+                loss_g = loss_g + cfg.lambda_cycle * cfg.lambda_identity * (losses["idt_x"] + losses["idt_y"])
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+
+        self.discs.requires_grad_(True)
+        fake_y = self.pool_y.query(out["fake_y"].detach())
+        fake_x = self.pool_x.query(out["fake_x"].detach())
+        n = x.shape[0]
+        with self.autocast():
+            # Real and fake in one forward: InstanceNorm is per image, and DDP wants one forward.
+            pred_y, pred_x = self.discs_ddp(torch.cat([y, fake_y]), torch.cat([x, fake_x]))
+            losses["d_y"] = 0.5 * (adversarial_loss(gan, pred_y[:n], True) + adversarial_loss(gan, pred_y[n:], False))
+            losses["d_x"] = 0.5 * (adversarial_loss(gan, pred_x[:n], True) + adversarial_loss(gan, pred_x[n:], False))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["d_y"] + losses["d_x"]).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "G": self.gens.G.state_dict(),
+            "F": self.gens.F.state_dict(),
+            "D_Y": self.discs.D_Y.state_dict(),
+            "D_X": self.discs.D_X.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "pool_x": self.pool_x.state_dict(),
+            "pool_y": self.pool_y.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gens.G.load_state_dict(state["G"])
+        self.gens.F.load_state_dict(state["F"])
+        self.discs.D_Y.load_state_dict(state["D_Y"])
+        self.discs.D_X.load_state_dict(state["D_X"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.pool_x.load_state_dict(state["pool_x"], self.device)
+        self.pool_y.load_state_dict(state["pool_y"], self.device)
+
+    def warm_start(self, g_file: str, f_file: str) -> None:
+        """Start G and F from model files (e.g. the bundled pair); discriminators stay fresh."""
+        for net, path in ((self.gens.G, g_file), (self.gens.F, f_file)):
+            loaded, info = modelfile.load_model(path)
+            if (info.arch, info.kwargs) != (self.cfg.generator, self.cfg.generator_kwargs):
+                raise VidganError(f"{path} holds a {info.arch} {info.kwargs} generator, the recipe a "
+                                  f"{self.cfg.generator} {self.cfg.generator_kwargs} one")
+            net.load_state_dict(loaded.state_dict())
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def rng_state() -> dict:
+    import random
+
+    import numpy as np
+
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train from `cfg`, writing checkpoints, samples and logs to cfg.out; returns the model file."""
+    from vidgan.trainlog import TrainLog
+
+    rank, world, device = _setup(cfg)
+    out = Path(cfg.out)
+    photos, paintings, val = _datasets(cfg)
+    dataset = data.UnpairedDataset(photos, paintings, cfg.crop, cfg.load_size, cfg.seed)
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    gan = CycleGAN(cfg, device, world)
+    state = {"epoch": 0, "batch": 0, "step": 0, "seconds": 0.0}
+    ckpt = latest_checkpoint(out)
+    if resume and ckpt is None:
+        raise VidganError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
+    if not resume and ckpt is not None:
+        raise VidganError(f"{out} already holds checkpoints; continue with --resume or choose another --out")
+    if ckpt is not None:
+        state = _load_checkpoint(ckpt, gan, device)
+    elif cfg.warm_start:
+        gan.warm_start(*cfg.warm_start)
+
+    batches = len(dataset) // world // cfg.batch_size
+    total = cfg.epochs * batches
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    log = TrainLog(out, cfg, val, enabled=rank == 0, start_step=state["step"], total_steps=total)
+    stop = _StopFlag()
+    try:
+        while state["step"] < total and not stop:
+            epoch = state["epoch"]
+            gan.set_lr(lr_factor(cfg, epoch))
+            for x, y in _loader(dataset, cfg, epoch, state["batch"], rank, world):
+                t0 = time.perf_counter()
+                losses = gan.step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                state["step"] += 1
+                state["batch"] += 1
+                state["seconds"] += time.perf_counter() - t0
+                log.step(state, losses)
+                if state["step"] >= total or stop:
+                    break
+            else:
+                state["epoch"] += 1
+                state["batch"] = 0
+                log.epoch_end(epoch, gan.gens.G, gan.gens.F, device)
+                if rank == 0 and (state["epoch"] % cfg.checkpoint_every == 0):
+                    save_checkpoint(out, gan, cfg, state)
+        if rank == 0:
+            save_checkpoint(out, gan, cfg, state)
+            log.epoch_end(state["epoch"], gan.gens.G, gan.gens.F, device)
+            model_path = export_generators(out, gan.gens, cfg, state, log.final_losses())
+    finally:
+        log.close()
+        stop.restore()
+        if world > 1:
+            dist.destroy_process_group()
+    if stop:
+        log.say(f"interrupted at step {state['step']}: checkpoint saved in {out / 'checkpoints'}; "
+                "continue with --resume")
+        raise KeyboardInterrupt
+    log.say(f"done: {state['step']} steps in {state['seconds'] / 60:.1f} min; model file {model_path}")
+    return out / "model.safetensors"
+
+
+def _setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); under torchrun, joins the process group (gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want = cfg.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise VidganError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    device = torch.device(f"cuda:{local}" if want.startswith("cuda") and world > 1 else want)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def _datasets(cfg: TrainConfig) -> tuple[list[Path], list[Path], tuple[list[Path], list[Path]]]:
+    """(photos, paintings, (val photos, val paintings)) from cfg.data or cfg.data_a/data_b."""
+    if cfg.data_a or cfg.data_b:
+        if not (cfg.data_a and cfg.data_b):
+            raise VidganError("give both --data-a (paintings) and --data-b (photos)")
+        paintings_dir, photos_dir = Path(cfg.data_a), Path(cfg.data_b)
+        val_a = val_b = None
+    elif cfg.data:
+        paintings_dir, photos_dir = data.find_domains(cfg.data)
+        val_a, val_b = data.find_val_domains(cfg.data)
+    else:
+        raise VidganError("no training data: give --data DIR (trainA = paintings, trainB = photos)")
+    photos, paintings = data.list_images(photos_dir), data.list_images(paintings_dir)
+    val_photos = data.list_images(val_b)[:4] if val_b else photos[:4]
+    val_paintings = data.list_images(val_a)[:4] if val_a else paintings[:4]
+    return photos, paintings, (val_photos, val_paintings)
+
+
+def _loader(dataset, cfg: TrainConfig, epoch: int, skip: int, rank: int, world: int):
+    """This rank's batches of `epoch`, after the first `skip` (a resumed epoch)."""
+    dataset.set_epoch(epoch)
+    sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=False, drop_last=True)
+    indices = list(sampler)[skip * cfg.batch_size:]
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=indices, drop_last=True,
+        num_workers=cfg.workers, worker_init_fn=_ignore_sigint, pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    # Ctrl-C is the main process's to handle: it finishes the step and saves a checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _StopFlag:
+    """Set by the first Ctrl-C (the step in flight finishes); a second one stops at once."""
+
+    def __init__(self):
+        self.set = False
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, *_):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __bool__(self) -> bool:
+        return self.set
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+# --- checkpoints and model files ----------------------------------------------------------
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    found = sorted((Path(out) / "checkpoints").glob("step-*.pt"))
+    return found[-1] if found else None
+
+
+def resumed_config(out: str | Path, overrides: dict) -> TrainConfig:
+    """The config stored in the newest checkpoint of `out`, updated by flags given now."""
+    ckpt = latest_checkpoint(out)
+    if ckpt is None:
+        raise VidganError(f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
+    saved.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**saved)
+
+
+def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> Path:
+    """Everything needed to resume exactly, written atomically; keeps the newest k."""
+    folder = out / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{state['step']:09d}.pt"
+    tmp = path.with_suffix(".partial")
+    torch.save({"config": config_dict(cfg), "state": dict(state), "rng": rng_state(), **gan.state_dict()}, tmp)
+    os.replace(tmp, path)
+    for old in sorted(folder.glob("step-*.pt"))[: -cfg.keep_checkpoints]:
+        old.unlink()
+    return path
+
+
+def _load_checkpoint(path: Path, gan: CycleGAN, device: torch.device) -> dict:
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    gan.load_state_dict(ckpt)
+    set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in ckpt["rng"].items()})
+    return ckpt["state"]
+
+
+def export_generators(out: Path, gens: Generators, cfg: TrainConfig, state: dict, losses: dict) -> Path:
+    """G as out/model.safetensors (photo -> painting) and F as out/model-F.safetensors."""
+    training = {"epochs": state["epoch"], "steps": state["step"], "train_seconds": round(state["seconds"]),
+                "final_losses": losses, "device": str(next(gens.parameters()).device)}
+    kwargs = dict(config=config_dict(cfg), training=training)
+    save_model = modelfile.save_model
+    save_model(out / "model-F.safetensors", gens.F, cfg.generator, cfg.generator_kwargs,
+               direction="painting->photo", **kwargs)
+    return save_model(out / "model.safetensors", gens.G, cfg.generator, cfg.generator_kwargs, **kwargs)
+
+
+def export_checkpoint(ckpt: str | Path, out: str | Path | None = None) -> Path:
+    """`vidgan train --export-only CKPT`: the model files of a checkpoint."""
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise VidganError(f"checkpoint {ckpt} does not exist")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**saved["config"])
+    gens = Generators(cfg)
+    gens.G.load_state_dict(saved["G"])
+    gens.F.load_state_dict(saved["F"])
+    target = Path(out) if out else ckpt.parent.parent
+    return export_generators(target, gens, cfg, saved["state"], {})
