@@ -1,0 +1,258 @@
+"""TensorRT engine runner, and which engine in engines/ fits this machine.
+
+An engine is specific to the TensorRT version and the GPU it was built on, so every engine has a
+JSON sidecar (written by `vidgan.export`) and is loaded only when the sidecar matches:
+
+    format              "vidgan-engine/1"
+    tensorrt            TensorRT version that built it ("10.13.0.35")
+    gpu, compute_capability
+    model_hash          vidgan.modelfile.file_hash of the source model file
+    precision           "fp16" or "fp32"; input_dtype / output_dtype ("float32")
+    profile             {"min": [N,C,H,W], "opt": [...], "max": [...]}
+    multiple, arch, vidgan, layers (precision counts), verification (PSNR vs PyTorch FP32)
+
+TensorRT and CUDA are imported only when an engine is actually loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vidgan.errors import VidganError
+
+FORMAT = "vidgan-engine/1"
+INPUT, OUTPUT = "input", "output"
+REBUILD = "rebuild it with `vidgan export --fp16`"
+
+
+def engines_dir() -> Path:
+    """engines/ of the source checkout; ~/.cache/vidgan/engines for an installed package."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file():
+        return root / "engines"
+    return Path.home() / ".cache" / "vidgan" / "engines"
+
+
+def sidecar_path(engine: Path) -> Path:
+    return engine.with_suffix(".json")
+
+
+def read_sidecar(engine: Path) -> dict:
+    path = sidecar_path(engine)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise VidganError(f"engine sidecar {path} is missing or unreadable ({exc}); {REBUILD}") from None
+
+
+def sidecar_mismatch(sidecar: dict, env: dict) -> str | None:
+    """Why an engine described by `sidecar` can't run here (env: current_env()), or None.
+
+    TensorRT refuses engines from another version, and tactics are chosen for one GPU, so both
+    must match exactly.
+    """
+    if sidecar.get("format") != FORMAT:
+        return f"its sidecar is not a {FORMAT} file"
+    if sidecar.get("tensorrt") != env["tensorrt"]:
+        return f"it was built with TensorRT {sidecar.get('tensorrt')}, this is TensorRT {env['tensorrt']}"
+    if sidecar.get("compute_capability") != env["compute_capability"] or sidecar.get("gpu") != env["gpu"]:
+        return (f"it was built for {sidecar.get('gpu')} (compute capability "
+                f"{sidecar.get('compute_capability')}), this GPU is {env['gpu']} "
+                f"(compute capability {env['compute_capability']})")
+    return None
+
+
+def current_env(device: torch.device | None = None) -> dict:
+    """{"tensorrt", "gpu", "compute_capability"} of this machine; VidganError when either is missing."""
+    missing = missing_requirements()
+    if missing:
+        raise VidganError(missing)
+    import tensorrt as trt
+
+    index = _device(device).index
+    major, minor = torch.cuda.get_device_capability(index)
+    return {"tensorrt": trt.__version__, "gpu": torch.cuda.get_device_name(index),
+            "compute_capability": f"{major}.{minor}"}
+
+
+def missing_requirements() -> str | None:
+    """One line naming what TensorRT engines need and this machine lacks, or None."""
+    missing = []
+    if importlib.util.find_spec("tensorrt") is None:
+        missing.append("TensorRT (install it with: pip install 'vidgan[trt]')")
+    if not torch.cuda.is_available():
+        missing.append("a CUDA GPU (none is visible to PyTorch: needs an NVIDIA GPU, its driver "
+                       "and a CUDA build of torch)")
+    if not missing:
+        return None
+    return f"TensorRT engines need {' and '.join(missing)}; `vidgan export --onnx` works without them"
+
+
+def find_engine(model_path: str | Path | None, directory: Path | None = None) -> Path | None:
+    """The engine for this model file that runs on this TensorRT and GPU (fp16 first), or None.
+
+    Cheap when there is nothing to find: no engine sidecars, or no TensorRT/GPU, returns None
+    without importing TensorRT.
+    """
+    candidates = _engines_for(model_path, directory)
+    if not candidates or missing_requirements():
+        return None
+    env = current_env()
+    for engine, sidecar in candidates:
+        if sidecar_mismatch(sidecar, env) is None:
+            return engine
+    return None
+
+
+def _engines_for(model_path: str | Path | None, directory: Path | None) -> list[tuple[Path, dict]]:
+    """(engine, sidecar) pairs for this model's hash, fp16 first, newest first."""
+    from vidgan.modelfile import file_hash, resolve
+
+    directory = directory or engines_dir()
+    sidecars = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not sidecars:
+        return []
+    digest = file_hash(resolve(model_path))
+    found = []
+    for path in sidecars:
+        try:
+            sidecar = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        engine = path.with_suffix(".engine")
+        if sidecar.get("model_hash") == digest and engine.is_file():
+            found.append((engine, sidecar))
+    return sorted(found, key=lambda pair: pair[1].get("precision") != "fp16")
+
+
+@dataclass
+class _Lane:
+    """One non-default CUDA stream and the execution context that runs on it."""
+
+    stream: torch.cuda.Stream
+    context: object
+    shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+
+
+class TensorRTBackend:
+    """Runs a TensorRT engine on NCHW batches that live on the GPU.
+
+    __call__ takes an input of `input_dtype` (float32 for vidgan's engines: the FP16 graph casts
+    inside) whose shape lies in the engine's profile, and returns a new output tensor. Work is
+    enqueued on a non-default stream, ordered after the caller's current stream and before
+    anything the caller enqueues next; nothing waits for the host. Each caller stream gets its
+    own stream and execution context, so threads that call concurrently must use different
+    streams (torch.cuda.stream(...)).
+    """
+
+    def __init__(self, plan: bytes, sidecar: dict, device: torch.device | None = None):
+        import tensorrt as trt
+
+        self.device = _device(device)
+        self.multiple = int(sidecar["multiple"])
+        self.precision = sidecar["precision"]
+        self.name = f"tensorrt-{self.precision}"
+        with torch.cuda.device(self.device):
+            self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self.engine = self._runtime.deserialize_cuda_engine(plan)
+        if self.engine is None:
+            raise VidganError(f"TensorRT could not load the engine; {REBUILD}")
+        self.input_dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(INPUT))
+        self.output_dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(OUTPUT))
+        low, _, high = self.engine.get_tensor_profile_shape(INPUT, 0)
+        self.min_shape, self.max_shape = tuple(low), tuple(high)
+        self._lanes: dict[int, _Lane] = {}
+
+    @classmethod
+    def from_file(cls, engine: str | Path, device: torch.device | None = None) -> TensorRTBackend:
+        """Load an engine whose sidecar matches this TensorRT version and GPU."""
+        engine = Path(engine)
+        if not engine.is_file():
+            raise VidganError(f"engine {engine} does not exist; build one with `vidgan export --fp16`")
+        sidecar = read_sidecar(engine)
+        reason = sidecar_mismatch(sidecar, current_env(device))
+        if reason:
+            raise VidganError(f"engine {engine.name} can't run here: {reason}; {REBUILD}")
+        return cls(engine.read_bytes(), sidecar, device)
+
+    @classmethod
+    def for_model(cls, model_path: str | Path | None, device: torch.device | None = None,
+                  directory: Path | None = None) -> TensorRTBackend:
+        """The engine built from this model file for this machine; says why when there is none."""
+        env = current_env(device)
+        candidates = _engines_for(model_path, directory)
+        if not candidates:
+            raise VidganError(f"no TensorRT engine for this model in {directory or engines_dir()}; "
+                              "build one with `vidgan export --fp16`")
+        for engine, sidecar in candidates:
+            if sidecar_mismatch(sidecar, env) is None:
+                return cls(engine.read_bytes(), sidecar, device)
+        engine, sidecar = candidates[0]
+        raise VidganError(f"engine {engine.name} can't run here: {sidecar_mismatch(sidecar, env)}; {REBUILD}")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 3, H, W) `input_dtype` on `device`, inside the profile -> same shape, `output_dtype`."""
+        self._check(x)
+        x = x.contiguous()
+        caller = torch.cuda.current_stream(self.device)
+        lane = self._lane(caller)
+        context = lane.context
+        if x.shape != lane.shape:
+            if not context.set_input_shape(INPUT, tuple(x.shape)):
+                raise VidganError(f"TensorRT rejected input shape {tuple(x.shape)}")
+            lane.shape, lane.out_shape = x.shape, tuple(context.get_tensor_shape(OUTPUT))
+        # A new output from torch's caching allocator (no cudaMalloc), on the caller's stream:
+        # the caller waits for the lane below before any later work, so the allocator can't hand
+        # x or out to anything else while TensorRT still uses them, and a caller may keep
+        # several outputs in flight.
+        out = torch.empty(lane.out_shape, dtype=self.output_dtype, device=self.device)
+        context.set_tensor_address(INPUT, x.data_ptr())
+        context.set_tensor_address(OUTPUT, out.data_ptr())
+        lane.stream.wait_stream(caller)
+        if not context.execute_async_v3(lane.stream.cuda_stream):
+            raise RuntimeError(f"TensorRT failed to enqueue a batch of shape {tuple(x.shape)}")
+        caller.wait_stream(lane.stream)
+        return out
+
+    def _lane(self, caller: torch.cuda.Stream) -> _Lane:
+        lane = self._lanes.get(caller.cuda_stream)
+        if lane is None:
+            with torch.cuda.device(self.device):
+                lane = _Lane(torch.cuda.Stream(self.device), self.engine.create_execution_context())
+            self._lanes[caller.cuda_stream] = lane
+        return lane
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.device != self.device or x.dtype != self.input_dtype:
+            raise ValueError(f"{self.name} takes {self.input_dtype} on {self.device}, "
+                             f"not {x.dtype} on {x.device}")
+        shape = tuple(x.shape)
+        if len(shape) == 4 and (shape[2] % self.multiple or shape[3] % self.multiple):
+            raise ValueError(f"{self.name} takes H and W in multiples of {self.multiple}, not {shape}")
+        inside = len(shape) == 4 and all(lo <= s <= hi for lo, s, hi in
+                                         zip(self.min_shape, shape, self.max_shape))
+        if not inside:
+            raise VidganError(
+                f"input shape {shape} is outside the engine's profile {self.min_shape} .. "
+                f"{self.max_shape}; rebuild with `vidgan export --fp16 --min HxW --max HxW --batch N`"
+            )
+
+
+def _device(device: torch.device | str | None) -> torch.device:
+    device = torch.device(device) if device is not None else torch.device("cuda")
+    if device.type != "cuda":
+        raise VidganError(f"TensorRT runs on a CUDA device, not {device}")
+    return torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+
+
+def _torch_dtype(trt, dtype) -> torch.dtype:
+    table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
+    if dtype not in table:
+        raise VidganError(f"engine I/O type {dtype} is not float32/float16; {REBUILD}")
+    return table[dtype]
