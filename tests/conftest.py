@@ -16,6 +16,14 @@ needs_vangogh = pytest.mark.skipif(not VANGOGH.is_dir(), reason=f"data set {VANG
 needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"clips folder {VIDEOS} is absent")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _engines_in_tmp(tmp_path_factory):
+    """Exports and engines that tests cause go to a temporary folder, not the checkout's engines/."""
+    import os
+
+    os.environ["VIDGAN_ENGINES"] = str(tmp_path_factory.mktemp("engines"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A model file holding a very small `fast` generator (random weights)."""

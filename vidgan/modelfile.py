@@ -127,9 +127,15 @@ def resolve(path: str | Path | None) -> Path:
 
 
 def file_hash(path: str | Path) -> str:
-    """Short content hash of a model file: keys caches (ONNX, engines) to the weights."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return digest[:16]
+    """Short hash of a model file's weights and metadata: keys caches (ONNX, engines) to them.
+
+    The header is hashed with sorted keys: safetensors writes metadata in no fixed order, so the
+    same model saved twice gives different bytes but the same hash.
+    """
+    raw = Path(path).read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + size]), sort_keys=True).encode()
+    return hashlib.sha256(header + raw[8 + size :]).hexdigest()[:16]
 
 
 def _existing(path: str | Path) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,9 @@ REBUILD = "rebuild it with `vidgan export --fp16`"
 
 
 def engines_dir() -> Path:
-    """engines/ of the source checkout; ~/.cache/vidgan/engines for an installed package."""
+    """$VIDGAN_ENGINES, else engines/ of the source checkout, else ~/.cache/vidgan/engines."""
+    if os.environ.get("VIDGAN_ENGINES"):
+        return Path(os.environ["VIDGAN_ENGINES"])
     root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file():
         return root / "engines"

@@ -1,0 +1,221 @@
+"""Backends: each matches the PyTorch fp32 reference through the Stylizer; ONNX caching; auto;
+the user errors. GPU paths carry the `gpu` marker and skip without a CUDA GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidgan import bench, export, frames
+from vidgan.backends import load_backend, ort_backend
+from vidgan.backends.ort_backend import OnnxRuntimeBackend
+from vidgan.errors import VidganError
+from vidgan.modelfile import load_model
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible")
+ORT_CUDA = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+needs_ort_cuda = pytest.mark.skipif(not (CUDA and ORT_CUDA), reason="needs onnxruntime-gpu, a GPU")
+SIZES = [(2, 37, 53), (1, 61, 30)]  # odd sizes: padded to the model's multiple, cropped back
+
+
+@pytest.fixture(autouse=True)
+def onnx_cache(tmp_path, monkeypatch):
+    """ONNX exports go to a temporary engines/ folder, not the repository's."""
+    folder = tmp_path / "engines"
+    monkeypatch.setattr(ort_backend, "engines_dir", lambda: folder)
+    return folder
+
+
+def reference(model_path, img: np.ndarray) -> np.ndarray:
+    """The generator in PyTorch fp32, with pre/post-processing written out independently."""
+    generator, info = load_model(model_path)
+    x = torch.from_numpy(img.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+    h, w = img.shape[1:3]
+    x = F.pad(x, (0, -w % info.multiple, 0, -h % info.multiple), mode="reflect")
+    with torch.no_grad():
+        y = generator(x)[..., :h, :w]
+    return ((y.numpy().transpose(0, 2, 3, 1) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def random_frames(n: int, h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(h * w).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def check_against_reference(backend, model_path, min_psnr: float, max_diff: int | None) -> None:
+    stylizer = frames.Stylizer(backend)
+    for n, h, w in SIZES:
+        img = random_frames(n, h, w)
+        out = stylizer(img)
+        assert out.shape == (n, h, w, 3) and out.dtype == torch.uint8
+        assert out.device == backend.device
+        got, ref = out.cpu().numpy(), reference(model_path, img)
+        assert psnr(got, ref) >= min_psnr
+        if max_diff is not None:
+            assert np.abs(got.astype(int) - ref).max() <= max_diff
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime", "auto"])
+def test_cpu_backends_match_the_pytorch_reference(tiny_model, name):
+    backend = load_backend(tiny_model, name, "cpu")
+    check_against_reference(backend, tiny_model, min_psnr=50, max_diff=1)
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_backend_call_keeps_shape_dtype_and_device(tiny_model, name):
+    backend = load_backend(tiny_model, name, "cpu")
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    y = backend(x.to(backend.input_dtype))
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.device == x.device
+    assert y.abs().max() <= 1  # the generator ends in tanh
+    assert backend.multiple == 4
+
+
+def test_auto_picks_onnxruntime_on_the_cpu_and_names_it(tiny_model):
+    assert load_backend(tiny_model, "auto", "cpu").name == "onnxruntime-cpu"
+    assert load_backend(tiny_model, "torch", "cpu").name == "torch-cpu-fp32"
+
+
+def test_torch_options_make_auto_mean_torch(tiny_model, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, **_: model)  # inductor loads slowly
+    backend = load_backend(tiny_model, "auto", "cpu", compile=True)
+    assert backend.name == "torch-cpu-fp32-compiled"
+
+
+def test_onnx_is_exported_once_and_reused(tiny_model, onnx_cache, monkeypatch):
+    calls = []
+    real = export.export_onnx
+    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: calls.append(a) or real(*a, **k))
+    load_backend(tiny_model, "onnxruntime", "cpu")
+    (onnx_file,) = onnx_cache.glob("*.onnx")
+    mtime = onnx_file.stat().st_mtime_ns
+    load_backend(tiny_model, "onnxruntime", "cpu")
+    assert len(calls) == 1 and onnx_file.stat().st_mtime_ns == mtime
+    assert onnx_file.name.startswith(tiny_model.stem + "-")
+
+
+def test_changed_weights_get_their_own_onnx(tiny_model, onnx_cache, tmp_path):
+    from vidgan.modelfile import save_model
+
+    generator, info = load_model(tiny_model)
+    with torch.no_grad():
+        next(generator.parameters()).add_(0.5)
+    other = save_model(tmp_path / tiny_model.name, generator, info.arch, info.kwargs)
+    load_backend(tiny_model, "onnxruntime", "cpu")
+    backend = load_backend(other, "onnxruntime", "cpu")
+    assert len(list(onnx_cache.glob("*.onnx"))) == 2
+    check_against_reference(backend, other, min_psnr=50, max_diff=1)
+
+
+def test_onnx_goes_next_to_the_model_when_engines_is_unwritable(tiny_model, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(ort_backend, "engines_dir", lambda: blocker / "engines")  # mkdir fails
+    model = tmp_path / "models" / tiny_model.name
+    model.parent.mkdir()
+    model.write_bytes(tiny_model.read_bytes())
+    load_backend(model, "onnxruntime", "cpu")
+    assert len(list(model.parent.glob(f"{model.stem}-*.onnx"))) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "tensorflow"}, "unknown backend 'tensorflow'"),
+    ({"precision": "int8"}, "unknown precision 'int8'"),
+    ({"device": "gpu"}, "unknown device 'gpu'"),
+    ({"backend": "torch", "precision": "fp16", "device": "cpu"}, "fp16 runs on a CUDA GPU"),
+    ({"backend": "onnxruntime", "precision": "fp16", "device": "cpu"}, "fp16 graphs on CUDA only"),
+    ({"backend": "torch", "device": "cpu", "cuda_graphs": True}, "CUDA graphs need a CUDA GPU"),
+    ({"backend": "onnxruntime", "device": "cpu", "compile": True}, "apply to the torch backend"),
+])
+def test_user_errors_are_one_line(tiny_model, kwargs, message):
+    with pytest.raises(VidganError) as info:
+        load_backend(tiny_model, **kwargs)
+    assert message in info.value.message and "\n" not in info.value.message
+
+
+@pytest.mark.skipif(CUDA, reason="a CUDA GPU is visible")
+def test_cuda_without_a_gpu_is_a_user_error(tiny_model):
+    with pytest.raises(VidganError, match="no CUDA GPU is visible"):
+        load_backend(tiny_model, "torch", "cuda")
+
+
+@pytest.mark.skipif(ORT_CUDA, reason="onnxruntime-gpu is installed")
+def test_onnxruntime_cuda_without_onnxruntime_gpu_is_a_user_error(tiny_model):
+    onnx_path = ort_backend.cached_onnx(tiny_model)
+    with pytest.raises(VidganError, match="onnxruntime-gpu"):
+        OnnxRuntimeBackend(onnx_path, 4, torch.device("cuda"))
+
+
+def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    result = bench.bench_model(tiny_model, ["torch", "onnxruntime"], "cpu", sizes=[(30, 40)],
+                               seconds=0.05)
+    rows = {r["backend"]: r for r in result["rows"]}
+    assert set(rows) == {"torch", "onnxruntime"}
+    for row in rows.values():
+        assert row["size"] == "40x30" and row["input"] == [1, 3, 32, 40] and row["fps"] > 0
+        assert row["percent_of_peak"] == pytest.approx(
+            100 * row["gflop_per_frame"] * row["fps"] / row["matmul_gflops"])
+    saved = json.loads((tmp_path / "model-cpu.json").read_text())
+    assert saved["rows"] == result["rows"] and saved["machine"]["cores"] == os.cpu_count()
+
+
+def test_bench_options_a_benchmark_does_not_take_are_user_errors():
+    with pytest.raises(VidganError, match="does not take --sizes"):
+        bench.run_bench("train", sizes=[(256, 256)])
+    with pytest.raises(VidganError, match="unknown benchmark"):
+        bench.run_bench("speed")
+    with pytest.raises(VidganError, match="WIDTHxHEIGHT"):
+        bench.parse_sizes("640x")
+    assert bench.parse_sizes("640x360, 256X256") == [(360, 640), (256, 256)]
+
+
+# --- GPU -------------------------------------------------------------------------------------
+
+GPU_CASES = [
+    ({"backend": "torch", "precision": "fp32"}, "torch-cuda-fp32", 45),
+    ({"backend": "torch"}, "torch-cuda-fp16", 30),
+    ({"backend": "torch", "cuda_graphs": True}, "torch-cuda-fp16-cudagraphs", 30),
+    ({"backend": "torch", "compile": True}, "torch-cuda-fp16-compiled", 30),
+    ({"backend": "auto"}, "torch-cuda-fp16", 30),
+]
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("kwargs, name, min_psnr", GPU_CASES)
+def test_gpu_torch_backends_match_the_reference(tiny_model, kwargs, name, min_psnr):
+    backend = load_backend(tiny_model, device="cuda", **kwargs)
+    assert backend.name == name
+    check_against_reference(backend, tiny_model, min_psnr=min_psnr, max_diff=None)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_graph_outputs_survive_the_next_replay(tiny_model):
+    backend = load_backend(tiny_model, "torch", "cuda", cuda_graphs=True)
+    a, b = (torch.rand(1, 3, 32, 32, device="cuda", dtype=torch.float16) * 2 - 1 for _ in range(2))
+    ya = backend(a)
+    expected = ya.clone()
+    backend(b)
+    torch.testing.assert_close(ya, expected)
+
+
+@pytest.mark.gpu
+@needs_ort_cuda
+@pytest.mark.parametrize("precision, min_psnr", [("fp32", 45), ("fp16", 30)])
+def test_gpu_onnxruntime_matches_the_reference(tiny_model, precision, min_psnr):
+    backend = load_backend(tiny_model, "onnxruntime", "cuda", precision)
+    assert backend.name == "onnxruntime-cuda" + ("-fp16" if precision == "fp16" else "")
+    check_against_reference(backend, tiny_model, min_psnr=min_psnr, max_diff=None)
