@@ -44,16 +44,20 @@ def find_val_domains(data: str | Path) -> tuple[Path | None, Path | None]:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Readable images in `folder` (sorted); unreadable ones are skipped with one counted warning."""
+    """Readable images in `folder`, sorted; unreadable ones are skipped with one counted warning."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VidganError(f"image folder {folder} does not exist")
     candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     good = [p for p in candidates if _readable(p)]
     if len(good) < len(candidates):
-        warnings.warn(f"skipped {len(candidates) - len(good)} unreadable image(s) in {folder}", stacklevel=2)
+        warnings.warn(
+            f"skipped {len(candidates) - len(good)} unreadable image(s) in {folder}", stacklevel=2
+        )
     if not good:
-        raise VidganError(f"no readable images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise VidganError(
+            f"no readable images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     return good
 
 
@@ -63,7 +67,7 @@ def _readable(path: Path) -> bool:
             im.draft("RGB", (64, 64))  # JPEG decodes at 1/8 scale: a fast full check
             im.load()
         return True
-    except Exception:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return False
 
 
@@ -97,7 +101,9 @@ class UnpairedDataset(torch.utils.data.Dataset):
     its permutation repeated to fill the epoch. Call `set_epoch` before each epoch.
     """
 
-    def __init__(self, photos: list[Path], paintings: list[Path], crop: int, load_size: int, seed: int = 0):
+    def __init__(
+        self, photos: list[Path], paintings: list[Path], crop: int, load_size: int, seed: int = 0
+    ):
         self.photos, self.paintings = photos, paintings
         self.crop, self.load_size, self.seed = crop, load_size, seed
         self.set_epoch(0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import pickle
 import signal
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class TrainConfig:
     checkpoint_every: int = 5  # epochs
     keep_checkpoints: int = 3
     log_every: int = 10  # steps between loss rows
+    sample_size: int = 256  # side of the fixed validation images in the sample grids
     device: str = "auto"
     workers: int = 0
     seed: int = 0
@@ -60,15 +62,35 @@ class TrainConfig:
     def __post_init__(self):
         if self.load_size is None:
             self.load_size = round(self.crop * 286 / 256)
+        # A recipe's decay can outlast a short run given --epochs: then the whole run decays.
+        self.decay_epochs = max(0, min(self.decay_epochs, self.epochs))
         if self.gan_loss not in ("lsgan", "bce"):
             raise VidganError(f"gan_loss must be 'lsgan' or 'bce', not {self.gan_loss!r}")
         if self.generator not in models.GENERATORS:
-            raise VidganError(f"unknown generator {self.generator!r}; known: {', '.join(models.GENERATORS)}")
-        if self.crop < 16 or self.batch_size < 1 or self.epochs < 1:
-            raise VidganError("--crop must be at least 16, --batch-size and --epochs at least 1")
-        multiple = models.build(self.generator, **self.generator_kwargs).multiple
+            raise VidganError(
+                f"unknown generator {self.generator!r}; known: {', '.join(models.GENERATORS)}"
+            )
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise VidganError(f"--device must be cpu, cuda, cuda:N or auto, not {self.device!r}")
+        # Below 32 px the PatchGAN's last layers have no pixels left to normalize.
+        if self.crop < 32 or self.batch_size < 1 or self.epochs < 1:
+            raise VidganError("--crop must be at least 32, --batch-size and --epochs at least 1")
+        multiple = _generator_on_meta(self.generator, self.generator_kwargs).multiple
         if self.crop % multiple:
-            raise VidganError(f"--crop must be a multiple of {multiple} for the {self.generator} generator")
+            raise VidganError(
+                f"--crop must be a multiple of {multiple} for the {self.generator} generator"
+            )
+
+
+def _generator_on_meta(name: str, kwargs: dict) -> nn.Module:
+    """Build a generator without memory, only to check its kwargs and read its multiple."""
+    try:
+        with torch.device("meta"):
+            return models.build(name, **kwargs)
+    except TypeError as exc:
+        raise VidganError(
+            f"generator_kwargs {kwargs} do not fit the {name} generator: {exc}"
+        ) from None
 
 
 class Generators(nn.Module):
@@ -156,10 +178,19 @@ class CycleGAN:
                 "cycle_x": F.l1_loss(out["rec_x"], x),
                 "cycle_y": F.l1_loss(out["rec_y"], y),
             }
-            loss_g = losses["adv_g"] + losses["adv_f"] + cfg.lambda_cycle * (losses["cycle_x"] + losses["cycle_y"])
+            loss_g = (
+                losses["adv_g"]
+                + losses["adv_f"]
+                + cfg.lambda_cycle * (losses["cycle_x"] + losses["cycle_y"])
+            )
             if "idt_x" in out:
-                losses["idt_x"], losses["idt_y"] = F.l1_loss(out["idt_x"], x), F.l1_loss(out["idt_y"], y)
-                loss_g = loss_g + cfg.lambda_cycle * cfg.lambda_identity * (losses["idt_x"] + losses["idt_y"])
+                losses["idt_x"], losses["idt_y"] = (
+                    F.l1_loss(out["idt_x"], x),
+                    F.l1_loss(out["idt_y"], y),
+                )
+                loss_g = loss_g + cfg.lambda_cycle * cfg.lambda_identity * (
+                    losses["idt_x"] + losses["idt_y"]
+                )
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -171,8 +202,12 @@ class CycleGAN:
         with self.autocast():
             # Real and fake in one forward: InstanceNorm is per image, and DDP wants one forward.
             pred_y, pred_x = self.discs_ddp(torch.cat([y, fake_y]), torch.cat([x, fake_x]))
-            losses["d_y"] = 0.5 * (adversarial_loss(gan, pred_y[:n], True) + adversarial_loss(gan, pred_y[n:], False))
-            losses["d_x"] = 0.5 * (adversarial_loss(gan, pred_x[:n], True) + adversarial_loss(gan, pred_x[n:], False))
+            losses["d_y"] = 0.5 * (
+                adversarial_loss(gan, pred_y[:n], True) + adversarial_loss(gan, pred_y[n:], False)
+            )
+            losses["d_x"] = 0.5 * (
+                adversarial_loss(gan, pred_x[:n], True) + adversarial_loss(gan, pred_x[n:], False)
+            )
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(losses["d_y"] + losses["d_x"]).backward()
         self.scaler.step(self.opt_d)
@@ -199,7 +234,8 @@ class CycleGAN:
         self.discs.D_X.load_state_dict(state["D_X"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when saved by a run without fp16 (CPU or bf16)
+            self.scaler.load_state_dict(state["scaler"])
         self.pool_x.load_state_dict(state["pool_x"], self.device)
         self.pool_y.load_state_dict(state["pool_y"], self.device)
 
@@ -208,8 +244,10 @@ class CycleGAN:
         for net, path in ((self.gens.G, g_file), (self.gens.F, f_file)):
             loaded, info = modelfile.load_model(path)
             if (info.arch, info.kwargs) != (self.cfg.generator, self.cfg.generator_kwargs):
-                raise VidganError(f"{path} holds a {info.arch} {info.kwargs} generator, the recipe a "
-                                  f"{self.cfg.generator} {self.cfg.generator_kwargs} one")
+                raise VidganError(
+                    f"{path} holds a {info.arch} {info.kwargs} generator, the recipe a "
+                    f"{self.cfg.generator} {self.cfg.generator_kwargs} one"
+                )
             net.load_state_dict(loaded.state_dict())
 
 
@@ -224,7 +262,11 @@ def rng_state() -> dict:
 
     import numpy as np
 
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -250,69 +292,89 @@ def config_dict(cfg: TrainConfig) -> dict:
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Train from `cfg`, writing checkpoints, samples and logs to cfg.out; returns the model file."""
-    from vidgan.trainlog import TrainLog
+    """Train from `cfg` into cfg.out (checkpoints, samples, logs); returns the model file path."""
+    from vidgan.trainlog import TrainLog, duration
 
-    rank, world, device = _setup(cfg)
     out = Path(cfg.out)
+    ckpt = latest_checkpoint(out)
+    if resume and ckpt is None:
+        raise VidganError(
+            f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume"
+        )
+    if not resume and ckpt is not None:
+        raise VidganError(
+            f"{out} already holds checkpoints; continue with --resume or choose another --out"
+        )
+    rank, world, device = setup(cfg)
     photos, paintings, val = _datasets(cfg)
     dataset = data.UnpairedDataset(photos, paintings, cfg.crop, cfg.load_size, cfg.seed)
+    batches = len(dataset) // world // cfg.batch_size
+    if batches == 0:
+        raise VidganError(
+            f"{len(dataset)} images per domain are too few for --batch-size "
+            f"{cfg.batch_size} on {world} process(es)"
+        )
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     gan = CycleGAN(cfg, device, world)
     state = {"epoch": 0, "batch": 0, "step": 0, "seconds": 0.0}
-    ckpt = latest_checkpoint(out)
-    if resume and ckpt is None:
-        raise VidganError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
-    if not resume and ckpt is not None:
-        raise VidganError(f"{out} already holds checkpoints; continue with --resume or choose another --out")
     if ckpt is not None:
         state = _load_checkpoint(ckpt, gan, device)
     elif cfg.warm_start:
         gan.warm_start(*cfg.warm_start)
+    if rank > 0:  # its own dropout masks (U-Net), not rank 0's
+        torch.manual_seed(cfg.seed + 1000 * rank + state["step"])
 
-    batches = len(dataset) // world // cfg.batch_size
     total = cfg.epochs * batches
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     log = TrainLog(out, cfg, val, enabled=rank == 0, start_step=state["step"], total_steps=total)
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     stop = _StopFlag()
     try:
-        while state["step"] < total and not stop:
+        while state["step"] < total and not stop.check(world, device):
             epoch = state["epoch"]
             gan.set_lr(lr_factor(cfg, epoch))
+            tick = time.perf_counter()
             for x, y in _loader(dataset, cfg, epoch, state["batch"], rank, world):
-                t0 = time.perf_counter()
-                losses = gan.step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                x = x.to(device, non_blocking=True, memory_format=fmt)
+                y = y.to(device, non_blocking=True, memory_format=fmt)
+                losses = gan.step(x, y)
                 state["step"] += 1
                 state["batch"] += 1
-                state["seconds"] += time.perf_counter() - t0
+                state["seconds"] += time.perf_counter() - tick  # data loading included
+                tick = time.perf_counter()
                 log.step(state, losses)
-                if state["step"] >= total or stop:
+                if state["step"] >= total or stop.check(world, device):
                     break
-            else:
+            if state["batch"] == batches:  # the epoch is complete
                 state["epoch"] += 1
                 state["batch"] = 0
                 log.epoch_end(epoch, gan.gens.G, gan.gens.F, device)
-                if rank == 0 and (state["epoch"] % cfg.checkpoint_every == 0):
+                last = state["step"] >= total  # saved below anyway
+                if rank == 0 and state["epoch"] % cfg.checkpoint_every == 0 and not last:
                     save_checkpoint(out, gan, cfg, state)
         if rank == 0:
             save_checkpoint(out, gan, cfg, state)
-            log.epoch_end(state["epoch"], gan.gens.G, gan.gens.F, device)
-            model_path = export_generators(out, gan.gens, cfg, state, log.final_losses())
+            if state["batch"] > 0:  # stopped mid-epoch: samples of where it stands
+                log.epoch_end(state["epoch"], gan.gens.G, gan.gens.F, device)
+            export_generators(out, gan.gens, cfg, state, log.final_losses())
     finally:
         log.close()
         stop.restore()
         if world > 1:
             dist.destroy_process_group()
+    model_path = out / "model.safetensors"
     if stop:
-        log.say(f"interrupted at step {state['step']}: checkpoint saved in {out / 'checkpoints'}; "
-                "continue with --resume")
+        log.say(
+            f"interrupted at step {state['step']}: checkpoint saved in {out / 'checkpoints'}; "
+            "continue with --resume"
+        )
         raise KeyboardInterrupt
-    log.say(f"done: {state['step']} steps in {state['seconds'] / 60:.1f} min; model file {model_path}")
-    return out / "model.safetensors"
+    log.say(f"done: {state['step']} steps in {duration(state['seconds'])}; model file {model_path}")
+    return model_path
 
 
-def _setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+def setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     """(rank, world size, device); under torchrun, joins the process group (gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -325,8 +387,9 @@ def _setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     device = torch.device(f"cuda:{local}" if want.startswith("cuda") and world > 1 else want)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        torch.backends.cudnn.benchmark = True  # fixed crop size: autotuned convolutions pay off
+    # CPU threads are left to OMP_NUM_THREADS (torchrun sets 1 per process): on a busy machine,
+    # more threads than free cores make every step many times slower, not faster.
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
@@ -353,11 +416,21 @@ def _datasets(cfg: TrainConfig) -> tuple[list[Path], list[Path], tuple[list[Path
 def _loader(dataset, cfg: TrainConfig, epoch: int, skip: int, rank: int, world: int):
     """This rank's batches of `epoch`, after the first `skip` (a resumed epoch)."""
     dataset.set_epoch(epoch)
-    sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=False, drop_last=True)
-    indices = list(sampler)[skip * cfg.batch_size:]
+    sampler = torch.utils.data.DistributedSampler(
+        dataset, world, rank, shuffle=False, drop_last=True
+    )
+    indices = list(sampler)[skip * cfg.batch_size :]
     return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=indices, drop_last=True,
-        num_workers=cfg.workers, worker_init_fn=_ignore_sigint, pin_memory=torch.cuda.is_available(),
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=indices,
+        drop_last=True,
+        num_workers=cfg.workers,
+        worker_init_fn=_ignore_sigint,
+        pin_memory=torch.cuda.is_available(),
+        # Its own generator: a DataLoader draws a worker seed on every epoch, which would shift
+        # the global RNG (dropout) differently in a resumed run. Augmentation has its own RNG.
+        generator=torch.Generator().manual_seed(cfg.seed + epoch),
     )
 
 
@@ -367,22 +440,39 @@ def _ignore_sigint(_worker_id: int) -> None:
 
 
 class _StopFlag:
-    """Set by the first Ctrl-C (the step in flight finishes); a second one stops at once."""
+    """Set by Ctrl-C or SIGTERM: the step in flight finishes, a checkpoint is written.
+
+    A second Ctrl-C stops at once. Signals within a second of the first count as the same one:
+    under torchrun, workers get the terminal's SIGINT and then the agent's copy of it.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.set = False
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.set_at: float | None = None
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
 
     def _handle(self, *_):
-        if self.set:
+        if self.set_at is None:
+            self.set_at = time.monotonic()
+        elif time.monotonic() - self.set_at > 1.0:
             raise KeyboardInterrupt
-        self.set = True
 
     def __bool__(self) -> bool:
-        return self.set
+        return self.set_at is not None
+
+    def check(self, world: int, device: torch.device) -> bool:
+        """Whether to stop; under DDP, all ranks stop together if any rank was signalled."""
+        if world > 1:
+            flag = torch.tensor([float(bool(self))], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() and self.set_at is None:
+                self.set_at = time.monotonic()
+        return bool(self)
 
     def restore(self) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 # --- checkpoints and model files ----------------------------------------------------------
@@ -397,7 +487,9 @@ def resumed_config(out: str | Path, overrides: dict) -> TrainConfig:
     """The config stored in the newest checkpoint of `out`, updated by flags given now."""
     ckpt = latest_checkpoint(out)
     if ckpt is None:
-        raise VidganError(f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume")
+        raise VidganError(
+            f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume"
+        )
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
     saved.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**saved)
@@ -409,7 +501,10 @@ def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{state['step']:09d}.pt"
     tmp = path.with_suffix(".partial")
-    torch.save({"config": config_dict(cfg), "state": dict(state), "rng": rng_state(), **gan.state_dict()}, tmp)
+    torch.save(
+        {"config": config_dict(cfg), "state": dict(state), "rng": rng_state(), **gan.state_dict()},
+        tmp,
+    )
     os.replace(tmp, path)
     for old in sorted(folder.glob("step-*.pt"))[: -cfg.keep_checkpoints]:
         old.unlink()
@@ -419,30 +514,54 @@ def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> 
 def _load_checkpoint(path: Path, gan: CycleGAN, device: torch.device) -> dict:
     ckpt = torch.load(path, map_location=device, weights_only=False)
     gan.load_state_dict(ckpt)
-    set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in ckpt["rng"].items()})
+    set_rng_state(
+        {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in ckpt["rng"].items()}
+    )
     return ckpt["state"]
 
 
-def export_generators(out: Path, gens: Generators, cfg: TrainConfig, state: dict, losses: dict) -> Path:
+def export_generators(
+    out: Path, gens: Generators, cfg: TrainConfig, state: dict, losses: dict
+) -> Path:
     """G as out/model.safetensors (photo -> painting) and F as out/model-F.safetensors."""
-    training = {"epochs": state["epoch"], "steps": state["step"], "train_seconds": round(state["seconds"]),
-                "final_losses": losses, "device": str(next(gens.parameters()).device)}
-    kwargs = dict(config=config_dict(cfg), training=training)
+    training = {
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "train_seconds": round(state["seconds"]),
+        "final_losses": losses,
+        "device": str(next(gens.parameters()).device),
+    }
+    kwargs = {"config": config_dict(cfg), "training": training}
     save_model = modelfile.save_model
-    save_model(out / "model-F.safetensors", gens.F, cfg.generator, cfg.generator_kwargs,
-               direction="painting->photo", **kwargs)
-    return save_model(out / "model.safetensors", gens.G, cfg.generator, cfg.generator_kwargs, **kwargs)
+    save_model(
+        out / "model-F.safetensors",
+        gens.F,
+        cfg.generator,
+        cfg.generator_kwargs,
+        direction="painting->photo",
+        **kwargs,
+    )
+    return save_model(
+        out / "model.safetensors", gens.G, cfg.generator, cfg.generator_kwargs, **kwargs
+    )
 
 
 def export_checkpoint(ckpt: str | Path, out: str | Path | None = None) -> Path:
-    """`vidgan train --export-only CKPT`: the model files of a checkpoint."""
+    """`vidgan train --export-only CKPT`: a checkpoint's model files, by default in its run."""
+    from vidgan.trainlog import final_losses
+
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise VidganError(f"checkpoint {ckpt} does not exist")
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = TrainConfig(**saved["config"])
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        config = saved["config"]
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError) as exc:
+        raise VidganError(f"{ckpt} is not a vidgan training checkpoint ({exc})") from None
+    cfg = TrainConfig(**config)
     gens = Generators(cfg)
     gens.G.load_state_dict(saved["G"])
     gens.F.load_state_dict(saved["F"])
-    target = Path(out) if out else ckpt.parent.parent
-    return export_generators(target, gens, cfg, saved["state"], {})
+    run = ckpt.parent.parent
+    losses = final_losses(run / "losses.csv", up_to_step=saved["state"]["step"])
+    return export_generators(Path(out) if out else run, gens, cfg, saved["state"], losses)

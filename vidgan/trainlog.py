@@ -4,12 +4,13 @@ run/losses.csv       a row of losses every `log_every` steps
 run/losses.png       the loss curves, redrawn each epoch
 run/samples/*.png    fixed held-out photos -> paintings -> photos, and paintings -> photos
 run/tb/              TensorBoard events, when tensorboard is installed
-plus a progress bar with steps/s and ETA.
+plus progress with steps/s and ETA: a live bar on a terminal, else a plain line every 30 s.
 """
 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import torch
@@ -18,12 +19,38 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vidgan import data, frames
 
-COLUMNS = ("epoch", "step", "lr_factor", "adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x")
+COLUMNS = (
+    "epoch",
+    "step",
+    "lr_factor",
+    "adv_g",
+    "adv_f",
+    "cycle_x",
+    "cycle_y",
+    "idt_x",
+    "idt_y",
+    "d_y",
+    "d_x",
+)
+PLAIN_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
 class TrainLog:
-    def __init__(self, out: Path, cfg, val: tuple[list[Path], list[Path]], enabled: bool,
-                 start_step: int, total_steps: int):
+    """Progress, loss rows, samples and plots of one run; does nothing on DDP ranks other than 0.
+
+    On a terminal: a live progress bar. Otherwise (a log file, a job scheduler): a plain line
+    every PLAIN_EVERY seconds, since a live bar would only be rendered once, at the end.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        cfg,
+        val: tuple[list[Path], list[Path]],
+        enabled: bool,
+        start_step: int,
+        total_steps: int,
+    ):
         self.out, self.cfg, self.enabled = out, cfg, enabled
         self.console = Console(stderr=True)
         self.rows: list[dict] = []
@@ -31,48 +58,93 @@ class TrainLog:
         if not enabled:
             return
         out.mkdir(parents=True, exist_ok=True)
-        self.val_photos = _load_batch(val[0])
-        self.val_paintings = _load_batch(val[1])
+        self.val_photos = _load_batch(val[0], cfg.sample_size)
+        self.val_paintings = _load_batch(val[1], cfg.sample_size)
         self.csv_path = out / "losses.csv"
         self.rows = _read_rows(self.csv_path, up_to_step=start_step)
         self._rewrite_csv()
         self.tb = _tensorboard(out / "tb")
-        self.progress = Progress(
-            TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.2f} it/s"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-            console=self.console,
-        )
-        self.task = self.progress.add_task("train", total=total_steps, completed=start_step, rate=0.0, losses="")
-        self.progress.start()
-        self.seconds_at_start = None
+        self.start_step, self.total = start_step, total_steps
+        self.started = self.last_line = time.monotonic()
+        self.progress = None
+        if self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("[bold]train[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.2f} it/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=self.console,
+            )
+            self.task = self.progress.add_task(
+                "train", total=total_steps, completed=start_step, rate=0.0, losses=""
+            )
+            self.progress.start()
+        else:
+            self.say(
+                f"training {cfg.generator} from step {start_step} to {total_steps}; "
+                f"a progress line every {PLAIN_EVERY:.0f} s"
+            )
 
     def say(self, message: str) -> None:
         if self.enabled:
-            self.console.print(message)
+            self.console.print(message, highlight=False, soft_wrap=True)
 
     def step(self, state: dict, losses: dict[str, torch.Tensor]) -> None:
+        """After each step: a loss row every log_every steps, and the progress display."""
         if not self.enabled:
             return
-        if self.seconds_at_start is None:
-            self.seconds_at_start, self.step_at_start = state["seconds"], state["step"] - 1
-        rate = (state["step"] - self.step_at_start) / max(state["seconds"] - self.seconds_at_start, 1e-9)
         if state["step"] % self.cfg.log_every == 0:
-            from vidgan.training import lr_factor
+            self._log_row(state, losses)
+        now = time.monotonic()
+        rate = (state["step"] - self.start_step) / max(now - self.started, 1e-9)
+        if self.progress is not None:
+            self.progress.update(
+                self.task, completed=state["step"], rate=rate, losses=self._loss_text(brief=True)
+            )
+        elif now - self.last_line >= PLAIN_EVERY:
+            self.last_line = now
+            eta = (self.total - state["step"]) / max(rate, 1e-9)
+            line = (
+                f"step {state['step']}/{self.total} ({100 * state['step'] / self.total:.1f}%)  "
+                f"epoch {state['epoch'] + 1}  {rate:.2f} it/s  ETA {duration(eta)}  "
+            )
+            self.say((line + self._loss_text()).rstrip())
 
-            row = {"epoch": state["epoch"], "step": state["step"], "lr_factor": lr_factor(self.cfg, state["epoch"])}
-            row.update({k: round(v.item(), 5) for k, v in losses.items()})
-            self.rows.append(row)
-            with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, COLUMNS, extrasaction="ignore").writerow(row)
-            if self.tb:
-                for k, v in row.items():
-                    if k not in ("epoch", "step"):
-                        self.tb.add_scalar(f"loss/{k}", v, state["step"])
-            text = f"cyc {row['cycle_x']:.3f}/{row['cycle_y']:.3f}  D {row['d_y']:.3f}/{row['d_x']:.3f}"
-            self.progress.update(self.task, losses=text)
-        self.progress.update(self.task, completed=state["step"], rate=rate)
+    def _log_row(self, state: dict, losses: dict[str, torch.Tensor]) -> None:
+        from vidgan.training import lr_factor
 
-    def epoch_end(self, epoch: int, G: torch.nn.Module, F: torch.nn.Module, device: torch.device) -> None:
+        row = {
+            "epoch": state["epoch"],
+            "step": state["step"],
+            "lr_factor": lr_factor(self.cfg, state["epoch"]),
+        }
+        row.update({k: round(v.item(), 5) for k, v in losses.items()})
+        self.rows.append(row)
+        with self.csv_path.open("a", newline="") as f:
+            csv.DictWriter(f, COLUMNS, extrasaction="ignore").writerow(row)
+        if self.tb:
+            for k, v in row.items():
+                if k not in ("epoch", "step"):
+                    self.tb.add_scalar(k if k == "lr_factor" else f"loss/{k}", v, state["step"])
+
+    def _loss_text(self, brief: bool = False) -> str:
+        """The latest logged losses: cycle and D_Y/D_X; in full, also adversarial and identity."""
+        if not self.rows:
+            return ""
+        r = self.rows[-1]
+        cycle, d = f"cyc {_f(r['cycle_x'])}/{_f(r['cycle_y'])}", f"D {_f(r['d_y'])}/{_f(r['d_x'])}"
+        if brief:  # fits beside the bar in 80 columns
+            return f"{cycle} {d}"
+        text = f"adv {_f(r['adv_g'])}/{_f(r['adv_f'])}  {cycle}"
+        if r.get("idt_x") not in (None, ""):
+            text += f"  idt {_f(r['idt_x'])}/{_f(r['idt_y'])}"
+        return f"{text}  {d}"
+
+    def epoch_end(
+        self, epoch: int, G: torch.nn.Module, F: torch.nn.Module, device: torch.device
+    ) -> None:
         if not self.enabled:
             return
         grid = sample_grid(G, F, self.val_photos.to(device), self.val_paintings.to(device))
@@ -83,13 +155,12 @@ class TrainLog:
         plot_losses(self.rows, self.out / "losses.png")
 
     def final_losses(self) -> dict:
-        """Mean of each loss over the last 50 logged rows."""
-        tail = self.rows[-50:]
-        return {k: round(sum(float(r[k]) for r in tail) / len(tail), 4) for k in COLUMNS[3:] if tail and k in tail[0]}
+        return _mean_losses(self.rows)
 
     def close(self) -> None:
         if self.enabled:
-            self.progress.stop()
+            if self.progress is not None:
+                self.progress.stop()
             if self.tb:
                 self.tb.close()
 
@@ -98,6 +169,31 @@ class TrainLog:
             writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.rows)
+
+
+def final_losses(csv_path: Path, up_to_step: int) -> dict:
+    """Mean of each loss over the last 50 rows of a run's losses.csv ({} when it is absent)."""
+    return _mean_losses(_read_rows(csv_path, up_to_step))
+
+
+def _mean_losses(rows: list[dict]) -> dict:
+    tail = rows[-50:]
+    means = {}
+    for k in COLUMNS[3:]:
+        values = [float(r[k]) for r in tail if r.get(k) not in (None, "")]
+        if values:
+            means[k] = round(sum(values) / len(values), 4)
+    return means
+
+
+def _f(value) -> str:
+    return f"{float(value):.3f}"
+
+
+def duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h < 48 else f"{h / 24:.1f} days"
 
 
 def _read_rows(path: Path, up_to_step: int) -> list[dict]:
@@ -116,7 +212,7 @@ def _tensorboard(folder: Path):
     return SummaryWriter(str(folder))
 
 
-def _load_batch(paths: list[Path], size: int = 256) -> torch.Tensor:
+def _load_batch(paths: list[Path], size: int) -> torch.Tensor:
     """Images center-cropped to size x size as an NCHW batch in [-1, 1]."""
     from PIL import ImageOps
 
@@ -135,7 +231,10 @@ def sample_grid(G, F, photos: torch.Tensor, paintings: torch.Tensor) -> torch.Te
         padded, size = frames.pad_to_multiple(x, G.multiple)
         fake = there(padded)
         rec = back(fake)
-        rows += [torch.cat([x[i], frames.crop(fake, size)[i], frames.crop(rec, size)[i]], dim=2) for i in range(len(x))]
+        rows += [
+            torch.cat([x[i], frames.crop(fake, size)[i], frames.crop(rec, size)[i]], dim=2)
+            for i in range(len(x))
+        ]
     G.train(was_training), F.train(was_training)
     return torch.cat(rows, dim=1)
 
@@ -160,8 +259,11 @@ def plot_losses(rows: list[dict], path: Path) -> None:
 
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    groups = (("adversarial (G, F)", ("adv_g", "adv_f")), ("cycle and identity L1", ("cycle_x", "cycle_y", "idt_x", "idt_y")),
-              ("discriminators", ("d_y", "d_x")))
+    groups = (
+        ("adversarial (G, F)", ("adv_g", "adv_f")),
+        ("cycle and identity L1", ("cycle_x", "cycle_y", "idt_x", "idt_y")),
+        ("discriminators", ("d_y", "d_x")),
+    )
     for ax, (title, keys) in zip(axes, groups):
         for k in keys:
             if k in rows[0] and rows[0][k] not in ("", None):
@@ -169,7 +271,7 @@ def plot_losses(rows: list[dict], path: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.12, top=0.92, wspace=0.15)
     tmp = path.with_name(path.stem + ".partial.png")
     fig.savefig(tmp, dpi=80)
     plt.close(fig)

@@ -1,0 +1,112 @@
+"""The command line's basics: help, light imports, `python -m vidgan`, `vidgan info`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vidgan import cli, models, sysinfo
+
+LIGHT = (
+    "import sys, vidgan.cli; "
+    "print(sorted(m for m in ('torch', 'cv2', 'av', 'onnx') if m in sys.modules))"
+)
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_importing_the_cli_imports_no_heavy_library():
+    out = subprocess.run(
+        [sys.executable, "-c", LIGHT], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_lists_every_command_through_python_m():
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidgan", "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0
+    names = [c.name or c.callback.__name__ for c in cli.app.registered_commands]
+    assert {"info", "train"} <= set(names)
+    for name in names:
+        assert f" {name} " in proc.stdout, name
+
+
+def test_info_reports_the_stack(monkeypatch, capsys):
+    import torch
+
+    code, out, _ = run_cli(monkeypatch, capsys, "info")
+    assert code == 0
+    labels = [line.split("  ")[0] for line in out.splitlines()]
+    for label in (
+        "python",
+        "vidgan",
+        "torch",
+        "CUDA (torch build)",
+        "cuDNN",
+        "tensorrt",
+        "onnxruntime",
+        "PyAV",
+        "H.264 encoding",
+        "opencv",
+        "mss",
+        "pyvirtualcam",
+    ):
+        assert label in labels, label
+    assert torch.__version__ in out
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU" in out
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert "not installed: pip install 'vidgan[trt]'" in out
+
+
+def test_info_model_by_name(monkeypatch, capsys):
+    import torch
+
+    code, out, _ = run_cli(monkeypatch, capsys, "info", "--model", "unet")
+    assert code == 0
+    with torch.device("meta"):
+        net = models.build("unet")
+    assert f"{models.count_parameters(net) / 1e6:.2f} M" in out
+    assert f"{models.gflops(net, 256, 256):.1f}" in out
+    assert "padded to 1280x768" in out  # the U-Net needs multiples of 256
+
+
+def test_info_model_file(monkeypatch, capsys, tiny_model):
+    code, out, _ = run_cli(monkeypatch, capsys, "info", "--model", tiny_model)
+    assert code == 0
+    assert '"ngf": 4' in out and "photo->painting" in out and "weights F32" in out
+
+
+def test_info_bad_model_is_a_user_error(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "info", "--model", tmp_path / "nope.safetensors")
+    assert code == 2 and err.startswith("error: ") and "not a generator name" in err
+    assert out == ""  # checked before the report, not after it
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("  GUI:                           QT5\n    QT:    YES (ver 5.15.19 )\n", "QT5"),
+        ("  GUI:                           GTK3\n", "GTK3"),
+        ("  GUI:                           NONE\n", None),  # opencv-python-headless
+        ("  Media I/O:\n", None),
+    ],
+)
+def test_opencv_gui_detection(text, expected):
+    assert sysinfo._opencv_gui(text) == expected

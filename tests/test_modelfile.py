@@ -1,0 +1,93 @@
+"""The model file: what training hands to everything else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidgan import modelfile, models
+from vidgan.errors import VidganError
+
+KWARGS = {"ngf": 4, "n_blocks": 1}
+
+
+@pytest.fixture
+def generator():
+    torch.manual_seed(0)
+    return models.build("fast", **KWARGS).eval()
+
+
+def test_round_trip_gives_identical_outputs(tmp_path, generator):
+    path = modelfile.save_model(tmp_path / "g.safetensors", generator, "fast", KWARGS)
+    loaded, _ = modelfile.load_model(path)
+    x = torch.rand(1, 3, 32, 40) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), generator(x))
+    assert not loaded.training
+    assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]  # no temporary left behind
+
+
+def test_fp16_file_loads_as_fp32(tmp_path, generator):
+    full = modelfile.save_model(tmp_path / "g32.safetensors", generator, "fast", KWARGS)
+    half = modelfile.save_model(
+        tmp_path / "g16.safetensors", generator, "fast", KWARGS, dtype=torch.float16
+    )
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _ = modelfile.load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), generator(x), atol=2e-2, rtol=0)
+
+
+def test_read_info_fields(tmp_path, generator):
+    config = {"generator": "fast", "crop": 64}
+    training = {"epochs": 3, "steps": 120, "final_losses": {"cycle_x": 0.2}}
+    path = modelfile.save_model(
+        tmp_path / "g.safetensors",
+        generator,
+        "fast",
+        KWARGS,
+        config=config,
+        training=training,
+        direction="painting->photo",
+    )
+    info = modelfile.read_info(path)
+    assert (info.arch, info.kwargs, info.multiple) == ("fast", KWARGS, generator.multiple)
+    assert (info.direction, info.config, info.training, info.path) == (
+        "painting->photo",
+        config,
+        training,
+        path,
+    )
+    assert models.count_parameters(info.build()) == models.count_parameters(generator)
+
+
+def test_file_hash_follows_the_weights_not_the_bytes(tmp_path, generator):
+    # safetensors writes metadata in no fixed order: two saves differ in bytes, not in hash
+    a = modelfile.save_model(tmp_path / "a.safetensors", generator, "fast", KWARGS)
+    b = modelfile.save_model(tmp_path / "b.safetensors", generator, "fast", KWARGS)
+    with torch.no_grad():
+        next(generator.parameters()).add_(1)
+    c = modelfile.save_model(tmp_path / "c.safetensors", generator, "fast", KWARGS)
+    assert modelfile.file_hash(a) == modelfile.file_hash(b) != modelfile.file_hash(c)
+
+
+def test_bad_model_files_are_user_errors(tmp_path):
+    with pytest.raises(VidganError, match="does not exist"):
+        modelfile.load_model(tmp_path / "missing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(VidganError, match="not a safetensors model file"):
+        modelfile.read_info(junk)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(VidganError, match="not a vidgan model file"):
+        modelfile.read_info(tmp_path / "plain.safetensors")
+
+
+def test_missing_bundled_model_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(modelfile, "BUNDLED", tmp_path / "vangogh-fast.safetensors")
+    with pytest.raises(VidganError, match="pass --model"):
+        modelfile.resolve(None)

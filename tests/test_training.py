@@ -1,0 +1,377 @@
+"""`vidgan train` on tiny generators and images: learning, exact resume, Ctrl-C, DDP, outputs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidgan import cli, modelfile, recipes, training
+from vidgan.errors import VidganError
+
+TINY_RECIPE = """
+generator = "fast"
+generator_kwargs = { ngf = 4, n_blocks = 1 }
+discriminator_kwargs = { ndf = 8 }
+crop = 32
+epochs = 2
+decay_epochs = 1
+pool_size = 4
+log_every = 1
+sample_size = 32
+"""
+# Subprocesses get one thread: two busy cores make more threads many times slower.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_domain(folder: Path, n: int, tint: tuple, seed: int, size: int = 40) -> None:
+    """Smooth colour gradients with a domain tint: easy to reconstruct, easy to tell apart."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(n):
+        a, b, c = rng.uniform(0.2, 1, 3)
+        img = np.stack([a * xx, b * yy, c * (1 - xx) * yy], -1) * 255
+        img = 0.7 * img + 0.3 * np.array(tint) * 255
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+
+
+def make_dataset(root: Path, photos: int = 6, paintings: int = 5, size: int = 40) -> Path:
+    write_domain(root / "trainA", paintings, (1.0, 0.8, 0.2), seed=1, size=size)
+    write_domain(root / "trainB", photos, (0.1, 0.3, 0.9), seed=2, size=size)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("recipes") / "tiny.toml"
+    path.write_text(TINY_RECIPE)
+    return path
+
+
+def tiny_config(recipe: Path, data: Path, out: Path, **overrides) -> training.TrainConfig:
+    return recipes.load_config(
+        training.TrainConfig, str(recipe), {"data": str(data), "out": str(out), **overrides}
+    )
+
+
+def loss_rows(run: Path) -> list[dict]:
+    with (run / "losses.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`vidgan ARGS` in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+# --- learning and outputs ---------------------------------------------------------------
+
+
+def test_short_run_lowers_the_cycle_loss(tmp_path, recipe):
+    data = make_dataset(tmp_path / "data", photos=30, paintings=30)
+    cfg = tiny_config(
+        recipe, data, tmp_path / "run", max_steps=30, lr=1e-3, epochs=1, decay_epochs=0
+    )
+    training.train(cfg)
+    cycle = [float(r["cycle_x"]) + float(r["cycle_y"]) for r in loss_rows(tmp_path / "run")]
+    assert len(cycle) == 30
+    assert np.mean(cycle[-5:]) < 0.7 * np.mean(cycle[:5])
+
+
+def test_run_writes_checkpoint_samples_plot_and_model_files(
+    tmp_path, recipe, dataset, monkeypatch, capsys
+):
+    from vidgan import trainlog
+
+    monkeypatch.setattr(trainlog, "PLAIN_EVERY", 0.0)
+    run = tmp_path / "run"
+    cfg = tiny_config(recipe, dataset, run, epochs=1)
+    assert training.train(cfg) == run / "model.safetensors"
+    # stderr is not a terminal here: plain progress lines instead of a live bar
+    err = capsys.readouterr().err
+    assert "step 6/6 (100.0%)  epoch 1" in err and " it/s  ETA 0:00:00  adv " in err
+    assert err.strip().endswith(f"model file {run / 'model.safetensors'}")
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000000006.pt"]
+    assert {p.name for p in (run / "samples").iterdir()} == {"epoch-0001.png", "latest.png"}
+    # 4 photos and 4 paintings, each: input | translated | reconstructed
+    assert Image.open(run / "samples" / "latest.png").size == (3 * 32, 8 * 32)
+    assert (run / "losses.png").stat().st_size > 0
+    assert not list(run.rglob("*.partial*"))
+
+    ckpt = torch.load(run / "checkpoints" / "step-000000006.pt", weights_only=False)
+    assert ckpt["config"] == training.config_dict(cfg)  # the resolved config, flags included
+    assert ckpt["config"]["epochs"] == 1 and ckpt["config"]["recipe"] == "tiny.toml"
+    assert ckpt["state"] == {**ckpt["state"], "epoch": 1, "batch": 0, "step": 6}
+
+    G, info = modelfile.load_model(run / "model.safetensors")
+    F, info_f = modelfile.load_model(run / "model-F.safetensors")
+    assert (info.arch, info.kwargs, info.direction) == (
+        "fast",
+        {"ngf": 4, "n_blocks": 1},
+        "photo->painting",
+    )
+    assert info_f.direction == "painting->photo"
+    assert info.config == ckpt["config"]
+    assert info.training["steps"] == 6 and set(info.training["final_losses"]) >= {"cycle_x", "d_y"}
+    for net, key in ((G, "G"), (F, "F")):
+        for name, tensor in net.state_dict().items():
+            assert torch.equal(tensor, ckpt[key][name])
+
+
+def test_export_only_writes_the_model_files_of_a_checkpoint(
+    tmp_path, recipe, dataset, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    training.train(tiny_config(recipe, dataset, run, epochs=1))
+    expected, _ = modelfile.load_model(run / "model.safetensors")
+    (run / "model.safetensors").unlink()
+    ckpt = training.latest_checkpoint(run)
+    code, out, _ = run_cli(monkeypatch, capsys, "train", "--export-only", ckpt)
+    assert code == 0 and str(run / "model.safetensors") in out
+    G, info = modelfile.load_model(run / "model.safetensors")
+    x = torch.rand(1, 3, 36, 44) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(G(x), expected(x))
+    assert info.training["steps"] == 6 and info.training["final_losses"]
+
+
+# --- exact resume -------------------------------------------------------------------------
+
+
+def _resume_chain(recipe, data, run, stops, total, **overrides) -> None:
+    """Train in pieces: stop after each step count in `stops`, resume, until `total`."""
+    training.train(tiny_config(recipe, data, run, max_steps=stops[0], **overrides))
+    for steps in (*stops[1:], total):
+        training.train(training.resumed_config(run, {"max_steps": steps}), resume=True)
+
+
+def _assert_same_losses(a: list[dict], b: list[dict]) -> None:
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        for k in training.LOSS_NAMES:
+            assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-4, abs=1e-5), (ra["step"], k)
+
+
+def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, recipe, dataset):
+    # 6 steps per epoch, 2 epochs. Stops: mid-epoch 1, at the epoch boundary, mid-epoch 2.
+    training.train(tiny_config(recipe, dataset, tmp_path / "straight", max_steps=12))
+    _resume_chain(recipe, dataset, tmp_path / "pieces", stops=(3, 6, 8), total=12)
+    _assert_same_losses(loss_rows(tmp_path / "straight"), loss_rows(tmp_path / "pieces"))
+    a, _ = modelfile.load_model(tmp_path / "straight" / "model.safetensors")
+    b, _ = modelfile.load_model(tmp_path / "pieces" / "model.safetensors")
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(ta, tb, msg=name)
+
+
+def test_resume_keeps_unet_dropout_in_step(tmp_path, recipe):
+    # The U-Net draws dropout masks from the global RNG: resume must restore it exactly.
+    data = make_dataset(tmp_path / "data", photos=3, paintings=2, size=256)
+    unet = {"generator": "unet", "generator_kwargs": {"ngf": 4}, "crop": 256, "sample_size": 256}
+    training.train(tiny_config(recipe, data, tmp_path / "straight", max_steps=3, **unet))
+    _resume_chain(recipe, data, tmp_path / "pieces", stops=(1,), total=3, **unet)
+    _assert_same_losses(loss_rows(tmp_path / "straight"), loss_rows(tmp_path / "pieces"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(
+    tmp_path, recipe, dataset, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vidgan",
+            "train",
+            str(recipe),
+            "--data",
+            str(dataset),
+            "--out",
+            str(run),
+            "--epochs",
+            "1000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 90
+    while not ((run / "losses.csv").exists() and len(loss_rows(run)) >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    ckpt = training.latest_checkpoint(run)
+    step = torch.load(ckpt, weights_only=False)["state"]["step"]
+    assert step >= 2 and len(loss_rows(run)) == step
+
+    code, _, err = run_cli(
+        monkeypatch, capsys, "train", "--resume", "--out", run, "--max-steps", step + 2
+    )
+    assert code == 0, err
+    assert [int(r["step"]) for r in loss_rows(run)] == list(range(1, step + 3))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_mixed_precision_run(tmp_path, recipe, dataset):
+    cfg = tiny_config(recipe, dataset, tmp_path / "run", max_steps=4, device="cuda")
+    training.train(cfg)
+    assert all(
+        np.isfinite(float(r[k])) for r in loss_rows(tmp_path / "run") for k in training.LOSS_NAMES
+    )
+    gan = training.CycleGAN(cfg, torch.device("cuda"))
+    assert gan.amp_dtype in (torch.bfloat16, torch.float16)
+    assert gan.scaler.is_enabled() == (gan.amp_dtype == torch.float16)
+    conv = next(m for m in gan.gens.G.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+# --- DDP ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # three Python processes importing torch: ~30 s on two busy cores
+def test_torchrun_two_processes_gloo(tmp_path, recipe):
+    data = make_dataset(tmp_path / "data", photos=4, paintings=4)
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "vidgan",
+            "train",
+            str(recipe),
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # 4 images on 2 ranks at batch 1: 2 steps per epoch
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000000004.pt"]
+    assert proc.stderr.count("done: 4 steps") == 1  # only rank 0 reports and writes
+    assert [int(r["step"]) for r in loss_rows(run)] == [1, 2, 3, 4]
+    assert modelfile.read_info(run / "model.safetensors").training["steps"] == 4
+
+
+# --- recipes and config -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(recipes.RECIPE_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_recipe_loads(path):
+    cfg = recipes.load_config(training.TrainConfig, path.stem, {"data": "somewhere"})
+    assert cfg.recipe == path.name and cfg.data == "somewhere"
+    assert cfg.generator in path.stem  # vangogh-fast uses fast, ...
+
+
+def test_flags_override_the_recipe():
+    cfg = recipes.load_config(training.TrainConfig, "vangogh-resnet", {"crop": 128, "epochs": None})
+    assert cfg.crop == 128 and cfg.load_size == 143 and cfg.epochs == 200
+    assert recipes.recipe_path(None).stem == recipes.DEFAULT_RECIPE
+
+
+def test_config_validation():
+    with pytest.raises(VidganError, match="do not fit the fast generator"):
+        training.TrainConfig(generator_kwargs={"width": 3})
+    with pytest.raises(VidganError, match="multiple of 256"):
+        training.TrainConfig(generator="unet", crop=128)
+    assert training.TrainConfig(epochs=1, decay_epochs=10).decay_epochs == 1
+
+
+def test_lr_schedule_is_the_papers():
+    cfg = training.TrainConfig(epochs=200, decay_epochs=100)
+    factors = [training.lr_factor(cfg, e) for e in range(200)]
+    assert factors[:100] == [1.0] * 100
+    assert factors[100] == pytest.approx(1 - 1 / 101) and factors[-1] == pytest.approx(1 / 101)
+
+
+# --- user errors through the CLI ------------------------------------------------------------
+
+
+def _cli_errors(tmp_path, recipe, dataset) -> dict:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("crop = [")
+    unknown_key = tmp_path / "unknown.toml"
+    unknown_key.write_text("crop = 64\nlearning_rate = 1e-3\n")
+    busy = tmp_path / "busy"
+    (busy / "checkpoints").mkdir(parents=True)
+    (busy / "checkpoints" / "step-000000001.pt").write_bytes(b"")
+    (tmp_path / "flat").mkdir()
+    common = ["--data", dataset, "--out", tmp_path / "out"]
+    cases = {
+        "missing data": (["train", "--data", tmp_path / "nowhere"], "does not exist"),
+        "no trainA/trainB": (["train", "--data", tmp_path / "flat"], "no trainA/trainB"),
+        "unknown recipe": (["train", "nope", *common], "recipe 'nope' not found"),
+        "invalid TOML": (["train", bad_toml, *common], "not valid TOML"),
+        "unknown recipe key": (["train", unknown_key, *common], "unknown key(s): learning_rate"),
+        "resume without checkpoints": (
+            ["train", "--resume", "--out", tmp_path / "empty"],
+            "no checkpoint",
+        ),
+        "checkpoints without resume": (
+            ["train", recipe, "--data", dataset, "--out", busy],
+            "--resume",
+        ),
+        "crop not a multiple": (["train", recipe, *common, "--crop", "34"], "multiple of 4"),
+        "crop too small": (["train", recipe, *common, "--crop", "8"], "at least 32"),
+        "bad checkpoint": (
+            ["train", "--export-only", bad_toml],
+            "not a vidgan training checkpoint",
+        ),
+    }
+    if not torch.cuda.is_available():
+        cases["cuda without GPU"] = (["train", recipe, *common, "--device", "cuda"], "no CUDA GPU")
+    return cases
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path, recipe, dataset, monkeypatch, capsys):
+    for case, (args, message) in _cli_errors(tmp_path, recipe, dataset).items():
+        code, _, err = run_cli(monkeypatch, capsys, *args)
+        assert code == 2, case
+        assert err.startswith("error: ") and message in err, (case, err)
+        assert "Traceback" not in err and err.count("\n") == 1, (case, err)
+    assert not (tmp_path / "out").exists()  # nothing written for a run that never started
