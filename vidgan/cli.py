@@ -80,7 +80,187 @@ def _str(path: Optional[Path]) -> Optional[str]:
     return None if path is None else str(path)
 
 
+@app.command("eval")
+def eval_(
+    model: Optional[Path] = ModelOpt,
+    data: Optional[Path] = typer.Option(None, "--data", help="Held-out images: valB/valA (or testB/testA) inside, or a folder of photos."),
+    inverse: Optional[Path] = typer.Option(None, "--inverse", help="F, painting -> photo (default: <model>-F.safetensors beside the model)."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Folder for grid.png and eval.json."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many photos and paintings."),
+    video: Optional[Path] = typer.Option(None, "--video", help="A clip: with --rendered, measure flicker instead."),
+    rendered: Optional[Path] = typer.Option(None, "--rendered", help="The stylized rendering of --video."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Another rendering of --video to compare with."),
+) -> None:
+    """Held-out cycle and identity L1 and a before/after grid; or a rendering's flicker (--video)."""
+    from vidgan import evaluate
+
+    if video or rendered:
+        if video is None:
+            raise VidganError("--rendered needs --video IN: the clip it is a rendering of")
+        print(evaluate.run_video_eval(video, rendered, baseline))
+    elif data is None:
+        raise VidganError("give --data DIR (held-out images) or --video IN --rendered OUT")
+    else:
+        print(evaluate.run_model_eval(model, data, inverse=inverse, out=out, limit=limit))
+
+
+@app.command()
+def export(
+    model: Optional[Path] = ModelOpt,
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: engines/)."),
+    onnx: bool = typer.Option(False, "--onnx", help="Stop at ONNX (with --fp16: also the FP16 ONNX); no GPU needed."),
+    fp16: bool = typer.Option(False, "--fp16", help="FP16 ONNX and an FP16 TensorRT engine (InstanceNorm kept FP32)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
+    min_shape: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW (default 256x256)."),
+    opt_shape: Optional[str] = typer.Option(None, "--opt", help="Input HxW to tune for (default 720x1280)."),
+    max_shape: Optional[str] = typer.Option(None, "--max", help="Largest input HxW (default 1080x1920)."),
+    batch: int = typer.Option(1, "--batch", help="Largest batch the engine takes."),
+    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT builder workspace in GiB."),
+    opt_level: int = typer.Option(3, "--opt-level", help="TensorRT builder optimization level 0-5."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """ONNX -> FP16 ONNX -> TensorRT engine in engines/, each checked against PyTorch."""
+    from vidgan.export import export_model
+
+    export_model(model, out, onnx_only=onnx, fp16=fp16, preset=profile, min_shape=min_shape,
+                 opt_shape=opt_shape, max_shape=max_shape, batch=batch, workspace_gib=workspace,
+                 opt_level=opt_level, overwrite=overwrite)
+
+
+@app.command()
+def live(
+    camera: Optional[str] = typer.Option(None, "--camera", help="Camera index, device path (/dev/video0) or stream URL (rtsp/http)."),
+    screen: bool = typer.Option(False, "--screen", help="Capture the screen (a game, a video call, ...)."),
+    monitor: Optional[int] = typer.Option(None, "--monitor", help="Monitor for --screen: 1 = primary (default), 0 = all."),
+    region: Optional[str] = typer.Option(None, "--region", help="Capture X,Y,W,H of the monitor (pixels)."),
+    input: Optional[Path] = typer.Option(None, "--input", help="A video file played as if live, at its own frame rate."),
+    capture_size: Optional[str] = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
+    model: Optional[Path] = ModelOpt,
+    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
+    precision: str = typer.Option("auto", "--precision", help="fp32, fp16 or auto."),
+    height: Optional[int] = typer.Option(None, "--height", min=16, help="Processing height; the window keeps the source's size."),
+    no_window: bool = typer.Option(False, "--no-window", help="Headless: a stats line every few seconds."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles)."),
+    virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send the stream to a virtual camera (OBS, Zoom, ...)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    stabilize: bool = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending)."),
+    stabilize_strength: float = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize."),
+) -> None:
+    """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
+    o original, f fullscreen, space pause, r record."""
+    from vidgan.live import run_live
+
+    run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
+             capture_size=capture_size, fps=fps, model=model, backend=backend, device=device,
+             precision=precision, height=height, window=not no_window, record=record,
+             virtual_cam=virtual_cam, max_frames=max_frames, duration=duration,
+             stabilize=stabilize, stabilize_strength=stabilize_strength)
+
+
+@app.command()
+def render(
+    input: Path = typer.Argument(..., help="The video to stylize."),
+    output: Path = typer.Argument(..., help="The stylized video (.mp4, .mkv, .mov)."),
+    model: Optional[Path] = ModelOpt,
+    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
+    precision: str = typer.Option("auto", "--precision", help="fp32, fp16 or auto."),
+    height: Optional[int] = typer.Option(None, "--height", min=16, help="Processing height (default: the video's own)."),
+    output_height: Optional[int] = typer.Option(None, "--output-height", min=16, help="Output height (default: the input's size)."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Frames per model call."),
+    codec: str = typer.Option("h264", "--codec", help="h264, hevc, h264_nvenc or hevc_nvenc."),
+    crf: int = typer.Option(18, "--crf", help="Quality: lower is better and bigger (NVENC: cq)."),
+    preset: str = typer.Option("veryfast", "--preset", help="Encoder speed preset (x264 names)."),
+    start: Optional[float] = typer.Option(None, "--start", help="Start at this second."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Render this many seconds."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Write before | after."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    stabilize: bool = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending)."),
+    stabilize_strength: float = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize."),
+) -> None:
+    """Stylize every frame of a video; timestamps and audio are kept."""
+    from vidgan.render import render_video
+
+    render_video(input, output, model=model, backend=backend, device=device, precision=precision,
+                 height=height, output_height=output_height, batch_size=batch_size, codec=codec,
+                 crf=crf, preset=preset, start=start, duration=duration, side_by_side=side_by_side,
+                 overwrite=overwrite, stabilize=stabilize, stabilize_strength=stabilize_strength)
+
+
+@app.command()
+def stylize(
+    input: Path = typer.Argument(..., help="An image, or a folder of images."),
+    output: Path = typer.Argument(..., help="An image file, or a folder (same names as the input's)."),
+    model: Optional[Path] = ModelOpt,
+    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
+    precision: str = typer.Option("auto", "--precision", help="fp32, fp16 or auto."),
+    height: Optional[int] = typer.Option(None, "--height", min=16, help="Processing height (default: each image's own)."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Write before | after."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Stylize photos: one image or a folder of images (EXIF orientation honoured)."""
+    from vidgan.stylize import stylize_images
+
+    stylize_images(input, output, model=model, backend=backend, device=device, precision=precision,
+                   height=height, side_by_side=side_by_side, overwrite=overwrite)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip (replaced); demo.png, before above after, goes beside it."),
+    camera: Optional[str] = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
+    model: Optional[Path] = ModelOpt,
+    seconds: float = typer.Option(4.0, "--seconds", help="Length of the clip or of the recording."),
+) -> None:
+    """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
+    from vidgan.demo import format_result, run_demo
+
+    print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds)))
+
+
+@app.command()
+def bench(
+    what: str = typer.Argument("model", help="model, render, live or train."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Model file (model: default fresh generators)."),
+    backend: Optional[list[str]] = typer.Option(
+        None, "--backend", "-b",
+        help="Repeatable; `model` also takes torch-fp16, torch-compiled, torch-cudagraphs."),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
+    sizes: Optional[str] = typer.Option(
+        None, "--sizes", help="WxH list, e.g. 256x256,640x360 (model)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Time per measurement."),
+    generator: Optional[list[str]] = typer.Option(
+        None, "--generator", help="Repeatable (model, train): fast, resnet, unet."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Frames per call (model)."),
+    height: Optional[list[int]] = typer.Option(
+        None, "--height", help="Repeatable processing height (live)."),
+    clip: Optional[Path] = typer.Option(None, "--clip", help="Video file to play (render, live)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train)."),
+) -> None:
+    """Benchmarks: a table on screen and JSON in benchmarks/results/."""
+    from vidgan import bench as benchmarks
+
+    benchmarks.run_bench(
+        what, model=model, backends=backend, device=device, seconds=seconds, batch=batch,
+        sizes=benchmarks.parse_sizes(sizes) if sizes else None, generators=generator,
+        heights=height, clip=clip, steps=steps,
+    )
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     try:
         app()
     except VidganError as exc:
