@@ -1,0 +1,354 @@
+"""The bundled model's card, and the step that bundles a training run's generators.
+
+    python benchmarks/model_card.py --run RUN --bundle   # RUN's G and F -> FP16 in vidgan/weights/
+    python benchmarks/model_card.py --run RUN            # the card only
+
+The card (vidgan/weights/MODEL_CARD.md) is built from what the run left: the model files'
+metadata (recipe, epochs, steps, step time, final losses), RUN/losses.csv, `vidgan eval`'s
+eval.json and grid.png, and the yardstick's JSON. Beside it go a small loss-curve PNG and a
+JPEG of valB photos before | after (each under 300 KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from vidgan import bench, modelfile, trainlog
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = modelfile.WEIGHTS_DIR
+MAX_BUNDLE_BYTES = 10 * 1000 * 1000
+MAX_IMAGE_BYTES = 300 * 1000
+LOSS_PNG, SAMPLES_JPG = "vangogh-fast-losses.png", "vangogh-fast-samples.jpg"
+
+
+def fail(message: str) -> None:
+    sys.exit(f"error: {message}")
+
+
+# --- bundling -------------------------------------------------------------------------------
+
+
+def bundled_names() -> tuple[str, str]:
+    g = modelfile.BUNDLED.name
+    return g, f"{Path(g).stem}-F{Path(g).suffix}"
+
+
+def bundle(run: Path, weights: Path = WEIGHTS) -> list[Path]:
+    """RUN/model.safetensors (G) and model-F.safetensors (F) as FP16 files in `weights`.
+
+    Metadata (architecture, recipe, training summary) is kept; refuses a pair over 10 MB.
+    """
+    written = []
+    for src, name in zip((run / "model.safetensors", run / "model-F.safetensors"), bundled_names()):
+        if not src.is_file():
+            fail(f"{src} does not exist: bundle a finished run (or `vidgan train --export-only CKPT`)")
+        model, info = modelfile.load_model(src)
+        written.append(modelfile.save_model(
+            weights / name, model, info.arch, info.kwargs, config=info.config, training=info.training,
+            direction=info.direction, dtype=torch.float16))
+    size = sum(p.stat().st_size for p in written)
+    if size > MAX_BUNDLE_BYTES:
+        for p in written:
+            p.unlink()
+        fail(f"the FP16 pair is {size / 1e6:.1f} MB, over the 10 MB limit: choose a smaller generator")
+    print(f"bundled {', '.join(str(p) for p in written)} ({size / 1e6:.1f} MB together)")
+    return written
+
+
+@torch.no_grad()
+def fp16_error(fp32: Path, fp16: Path, image: Path | None) -> float:
+    """Largest |G32(x) - G16(x)| (both run in float32, [-1, 1] units) on one 256 px image."""
+    from PIL import Image, ImageOps
+
+    from vidgan import data
+
+    a, b = modelfile.load_model(fp32)[0], modelfile.load_model(fp16)[0]
+    if image is not None:
+        x = data.to_tensor(ImageOps.fit(Image.open(image).convert("RGB"), (256, 256)))[None]
+    else:
+        x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return float((a(x) - b(x)).abs().max())
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def read_json(path: Path | None) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def loss_rows(run: Path) -> list[dict]:
+    path = run / "losses.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def data_sizes(config: dict) -> dict[str, int]:
+    """Images per split of the run's --data folder (relative paths are taken from the repo)."""
+    if not config.get("data"):
+        return {}
+    folder = Path(config["data"])
+    folder = folder if folder.is_absolute() else REPO / folder
+    suffixes = {".jpg", ".jpeg", ".png"}
+    return {split: sum(1 for p in (folder / split).iterdir() if p.suffix.lower() in suffixes)
+            for split in ("trainA", "trainB", "valA", "valB") if (folder / split).is_dir()}
+
+
+def training_state(run: Path, info: modelfile.ModelInfo) -> dict:
+    """epochs/steps/train_seconds from the model file, else from the run's newest checkpoint."""
+    if info.training.get("steps"):
+        return info.training
+    ckpts = sorted((run / "checkpoints").glob("step-*.pt"))
+    if not ckpts:
+        return info.training
+    state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)["state"]
+    return {**info.training, "epochs": state["epoch"], "steps": state["step"],
+            "train_seconds": round(state["seconds"])}
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+def write_loss_png(rows: list[dict], path: Path) -> Path | None:
+    if not rows:
+        return None
+    trainlog.plot_losses(rows, path)
+    return _check_size(path)
+
+
+def write_samples_jpg(grid_png: Path, path: Path, width: int = 768) -> Path | None:
+    """The eval grid (valB photo | painting pairs) shrunk to `width` px, as a JPEG < 300 KB."""
+    from PIL import Image
+
+    if not grid_png.is_file():
+        return None
+    im = Image.open(grid_png).convert("RGB")
+    im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    for quality in (85, 75, 65, 55):
+        im.save(path, quality=quality, optimize=True)
+        if path.stat().st_size < MAX_IMAGE_BYTES:
+            break
+    return _check_size(path)
+
+
+def _check_size(path: Path) -> Path:
+    if path.stat().st_size >= MAX_IMAGE_BYTES:
+        fail(f"{path} is {path.stat().st_size // 1000} KB, over the 300 KB limit")
+    return path
+
+
+# --- the card -------------------------------------------------------------------------------
+
+
+def card(g: Path, f: Path | None, run: Path, evaluation: dict | None, yardstick: dict | None,
+         images: dict[str, Path | None], hardware: str | None, notes: str, fp16: float | None) -> str:
+    info = modelfile.read_info(g)
+    cfg, tr = info.config, training_state(run, info)
+    sizes = data_sizes(cfg)
+    parts = [
+        _header(g, f, info),
+        _recipe(cfg),
+        _data(cfg, sizes),
+        _training(cfg, tr, hardware, images.get("losses")),
+        _evaluation(evaluation, images.get("samples"), g, f, run),
+        _yardstick(yardstick),
+        _weaknesses(cfg, evaluation, yardstick, fp16, notes),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _header(g: Path, f: Path | None, info: modelfile.ModelInfo) -> str:
+    from vidgan import models
+
+    n = models.count_parameters(info.build())
+    rows = [f"| `{p.name}` | {modelfile.read_info(p).direction} | {n / 1e6:.2f} M | "
+            f"{p.stat().st_size / 1e6:.1f} MB | `{modelfile.file_hash(p)}` |" for p in (g, f) if p]
+    gf = models.gflops(info.build(), 720, 1280)
+    return "\n".join([
+        f"# {g.stem}: vidgan's Van Gogh model",
+        "",
+        ("A CycleGAN (Zhu et al. 2017, arXiv 1703.10593) trained with `vidgan train` on unpaired "
+        "photos and Van Gogh paintings. G turns photos into paintings (what `vidgan render`, "
+        "`stylize`, `live` and `demo` use); F, the inverse, is kept for evaluation and warm starts."),
+        "",
+        "| file | direction | parameters | size | sha256[:16] |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        (f"Architecture: `{info.arch}` {json.dumps(info.kwargs)} (multiple of {info.multiple} px); "
+        f"{gf:.0f} GFLOP per 1280x720 frame."),
+    ])
+
+
+def _recipe(cfg: dict) -> str:
+    if not cfg:
+        return "## Recipe\n\nThe model file holds no training config."
+    keys = ("recipe", "generator", "generator_kwargs", "gan_loss", "crop", "load_size", "batch_size",
+            "epochs", "decay_epochs", "max_steps", "lr", "beta1", "beta2", "lambda_cycle",
+            "lambda_identity", "pool_size", "seed", "warm_start")
+    rows = [f"| {k} | `{json.dumps(cfg[k])}` |" for k in keys if k in cfg]
+    return "\n".join(["## Recipe", "", "| setting | value |", "|---|---|", *rows])
+
+
+def _data(cfg: dict, sizes: dict[str, int]) -> str:
+    if not sizes:
+        return f"## Data\n\n`{cfg.get('data') or cfg.get('data_a')}` (not found now: sizes unknown)."
+    described = ", ".join(f"{split} {n}" for split, n in sizes.items())
+    return (f"## Data\n\n`{cfg['data']}` ({described}): A = Van Gogh paintings, B = photos, mostly "
+            "landscapes (see the data set's SOURCE.md). Training used trainA and trainB only; valA and "
+            "valB are held out for the numbers below. Images are resized so the shorter side is "
+            f"{cfg.get('load_size')} px, then randomly cropped to {cfg.get('crop')} px and mirrored.")
+
+
+def _training(cfg: dict, tr: dict, hardware: str | None, loss_png: Path | None) -> str:
+    steps, seconds = tr.get("steps"), tr.get("train_seconds")
+    lines = ["## Training", ""]
+    planned = cfg.get("epochs")
+    lines.append(f"- {tr.get('epochs', '?')} full epochs of {planned} planned, {steps} steps "
+                 f"(batch {cfg.get('batch_size')})" + (f", stopped by max_steps {cfg['max_steps']}"
+                                                       if cfg.get("max_steps") else ""))
+    if seconds:
+        took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+        lines.append(f"- time in training steps: {took} ({steps / seconds:.2f} steps/s)")
+    lines.append(f"- hardware: {hardware or _hardware(tr.get('device', '?'))}")
+    final = tr.get("final_losses") or {}
+    if final:
+        lines += ["", ("Final losses (mean of the last 50 logged rows; cycle and identity are L1 in "
+                  "[-1, 1] units, adversarial and discriminator are least squares):"), "",
+                  "| " + " | ".join(final) + " |", "|" + "---|" * len(final),
+                  "| " + " | ".join(f"{v:.3f}" for v in final.values()) + " |"]
+    if loss_png:
+        lines += ["", f"![loss curves]({loss_png.name})"]
+    return "\n".join(lines)
+
+
+def _hardware(device: str) -> str:
+    m = bench.machine()
+    return f"{device} ({m['cpu']}, {m['cores']} cores, torch {m['torch']}: the machine that wrote this card)"
+
+
+def _evaluation(ev: dict | None, samples: Path | None, g: Path, f: Path | None, run: Path) -> str:
+    if ev is None:
+        return "## Held-out evaluation\n\nNot run: `vidgan eval --model MODEL --data DATA`."
+    m = ev["metrics"]
+    names = {"cycle_x": "cycle L1 on valB photos x, F(G(x)) vs x",
+             "cycle_y": "cycle L1 on valA paintings y, G(F(y)) vs y",
+             "idt_y": "identity L1 of G on paintings, G(y) vs y",
+             "idt_x": "identity L1 of F on photos, F(x) vs x",
+             "change_x": "how far G moves a photo, G(x) vs x",
+             "change_y": "how far F moves a painting, F(y) vs y"}
+    rows = [f"| {names[k]} | {m[k]:.3f} |" for k in names if k in m]
+    source = ""
+    if ev.get("model_hash") != modelfile.file_hash(g):
+        original = run / "model.safetensors"
+        same = original.is_file() and ev.get("model_hash") == modelfile.file_hash(original)
+        source = (f" (measured on `{ev['model']}`, "
+                  + ("the FP32 original of this file)" if same else "NOT this model: rerun it)"))
+    lines = ["## Held-out evaluation", "",
+             (f"`vidgan eval` on {ev['photos']} valB photos and {ev['paintings']} valA paintings, "
+             f"center-cropped to {ev['size']} px{source}; L1 is the mean absolute difference in [-1, 1] "
+             "units (0 = identical, 2 = opposite)."), "", "| metric | value |", "|---|---|", *rows]
+    if samples:
+        lines += ["", "valB photos (never trained on), before | after:", "",
+                  f"![valB samples]({samples.name})"]
+    return "\n".join(lines)
+
+
+def _yardstick(y: dict | None) -> str:
+    if y is None:
+        return "## Yardstick\n\nNot run: `python benchmarks/yardstick.py --model MODEL`."
+    j, s, u, t = y["judge"], y["stylized"], y["untouched"], y["tinted"]
+    return "\n".join([
+        "## Yardstick (benchmarks/yardstick.py)", "",
+        (f"A small painting-vs-photo classifier trained on trainA vs trainB only (never a training "
+        f"signal) scores {j['balanced_accuracy']:.1%} balanced accuracy on the held-out valA/valB "
+        f"({j['valA_called_painting']:.0%} of paintings, {j['valB_called_photo']:.0%} of photos right)."),
+        "", f"On {y['photos']} valB photos, stylized by `{y['model']}`:", "",
+        "| images | judged paintings | luminance SSIM to the photo (mean, 10th pct.) |", "|---|---|---|",
+        f"| stylized by this model | {s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |",
+        f"| untouched photos | {u['called_painting']:.0%} | {u['ssim_mean']:.3f}, {u['ssim_p10']:.3f} |",
+        (f"| photos recoloured to the paintings' palette | {t['called_painting']:.0%} | "
+        f"{t['ssim_mean']:.3f}, {t['ssim_p10']:.3f} |"),
+        *([(f"| photos under heavy noise | {y['noisy']['called_painting']:.0%} | "
+           f"{y['noisy']['ssim_mean']:.3f}, {y['noisy']['ssim_p10']:.3f} |")] if "noisy" in y else []),
+        "", ("The judge tells paintings from photos, not Van Gogh from other painting or damage: only "
+        "both targets together (judged a painting AND structure kept) say something."),
+        "", f"Targets: at least 80% judged paintings and SSIM at least 0.5. {y['verdict']}",
+    ])
+
+
+def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, notes: str) -> str:
+    items = [
+        ("Photos of people, animals and indoor scenes are far from the mostly-landscape training "
+        "photos; expect weaker, blotchier results there (the original project saw the same)."),
+        (f"Trained on {cfg.get('crop', '?')} px crops of images shrunk to {cfg.get('load_size', '?')} px: "
+        "the brush texture is sized for scenes that small. A processing height of a few hundred "
+        "pixels (`--height`) gives larger strokes than full HD."),
+        "Frame by frame it flickers on video: use `--stabilize` and measure with `vidgan eval --video`.",
+    ]
+    if y is not None:
+        s = y["stylized"]
+        if s["called_painting"] < 0.8:
+            items.append(f"The yardstick's judge takes only {s['called_painting']:.0%} of its valB outputs "
+                         "for paintings (target 80%).")
+        if s["ssim_mean"] < 0.5:
+            items.append(f"Luminance SSIM to the photo is {s['ssim_mean']:.2f} (target 0.5): structure "
+                         "is not kept well enough.")
+    if fp16 is not None:
+        items.append(f"Stored in FP16: on a valB photo its output differs from the FP32 original by "
+                     f"at most {fp16:.4f} ([-1, 1] units).")
+    text = "\n".join(f"- {item}" for item in items)
+    return "## Known weaknesses\n\n" + text + (f"\n\n{notes.strip()}" if notes.strip() else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="the training run folder")
+    parser.add_argument("--bundle", action="store_true", help="first convert RUN's G and F to FP16 in --weights")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS, help="where the card and the bundled files go")
+    parser.add_argument("--eval", type=Path, default=REPO / "runs" / "eval" / "eval.json", dest="evaluation",
+                        help="`vidgan eval`'s eval.json (its grid.png beside it)")
+    parser.add_argument("--yardstick", type=Path, default=bench.RESULTS / "yardstick.json")
+    parser.add_argument("--hardware", help="where it trained, e.g. '2-core Xeon CPU' (default: this machine)")
+    parser.add_argument("--notes", type=Path, help="a Markdown file of observations added to the weaknesses")
+    args = parser.parse_args(argv)
+    if not args.run.is_dir():
+        fail(f"run folder {args.run} does not exist")
+    args.weights.mkdir(parents=True, exist_ok=True)
+    if args.bundle:
+        bundle(args.run, args.weights)
+    g_name, f_name = bundled_names()
+    g, f = args.weights / g_name, args.weights / f_name
+    if not g.is_file():
+        fail(f"{g} does not exist: bundle the run first (--bundle)")
+    evaluation, yardstick = read_json(args.evaluation), read_json(args.yardstick)
+    val_photo = next(iter(sorted(Path(evaluation["photos_folder"]).glob("*"))), None) if evaluation else None
+    fp16 = fp16_error(args.run / "model.safetensors", g, val_photo) if (args.run / "model.safetensors").is_file() else None
+    images = {"losses": write_loss_png(loss_rows(args.run), args.weights / LOSS_PNG),
+              "samples": write_samples_jpg(Path(evaluation["grid"]), args.weights / SAMPLES_JPG)
+              if evaluation and evaluation.get("grid") else None}
+    notes = args.notes.read_text() if args.notes else ""
+    text = card(g, f if f.is_file() else None, args.run, evaluation, yardstick, images, args.hardware, notes, fp16)
+    out = args.weights / "MODEL_CARD.md"
+    tmp = out.with_suffix(".partial")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out}" + "".join(f", {p}" for p in images.values() if p))
+    for name, given in (("eval.json", evaluation), ("yardstick.json", yardstick)):
+        if given is None:
+            print(f"note: no {name}: its section of the card says how to produce it")
+
+
+if __name__ == "__main__":
+    main()
