@@ -207,18 +207,19 @@ def _live_table(rows: list[dict], clip: Path, device: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("backend", "size", "fps (source)", "latency p50/p95 ms", "p95 target ms",
+    table = Table("backend", "size", "fps (source)", "latency p50/p95 ms", "p95 target",
                   "dropped", title=f"vidgan live from {clip.name} on {device}")
     for r in rows:
+        if "unavailable" not in r:
+            h, w = r["processing"]
+            table.add_row(r["backend"], f"{w}x{h}", f"{r['fps']:.1f} ({r['source_fps']:.0f})",
+                          f"{r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f}",
+                          f"{r['target_p95_ms']:.0f}" + ("" if r["meets_target"] else " missed"),
+                          f"{r['dropped']}/{r['captured']}")
+    Console(width=100).print(table)
+    for r in rows:
         if "unavailable" in r:
-            table.add_row(r["backend"], f"unavailable: {r['unavailable']}", *[""] * 4)
-            continue
-        h, w = r["processing"]
-        table.add_row(r["backend"], f"{w}x{h}", f"{r['fps']:.1f} ({r['source_fps']:.0f})",
-                      f"{r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f}",
-                      f"{r['target_p95_ms']:.0f}" + ("" if r["meets_target"] else " missed"),
-                      f"{r['dropped']}/{r['captured']}")
-    Console().print(table)
+            print(f"{r['backend']}: unavailable: {r['unavailable']}")
 
 
 def _live_clip() -> Path:
