@@ -64,8 +64,11 @@ def test_layer_precisions_reads_tensorrt_10_and_11_reports():
     assert layer_precisions(json.dumps(v11)) == {"fp16": 1, "fp32": 1, "unknown": 1}
 
 
-def test_engines_dir_is_the_checkout_engines_folder():
+def test_engines_dir_is_the_checkout_engines_folder_unless_overridden(monkeypatch, tmp_path):
+    monkeypatch.delenv("VIDGAN_ENGINES", raising=False)
     assert engines_dir() == Path(__file__).resolve().parents[1] / "engines"
+    monkeypatch.setenv("VIDGAN_ENGINES", str(tmp_path))
+    assert engines_dir() == tmp_path
 
 
 def test_find_engine_ignores_other_models_and_empty_folders(tiny_model, tmp_path):
