@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -22,6 +23,49 @@ def _engines_in_tmp(tmp_path_factory):
     import os
 
     os.environ["VIDGAN_ENGINES"] = str(tmp_path_factory.mktemp("engines"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch uses one thread in a module that opts in (`pytestmark = usefixtures("one_thread")`).
+
+    The suite shares two busy cores: more threads than free cores make each op far slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def vidgan_cli(monkeypatch, capsys):
+    """`run(*args)` runs `vidgan ARGS` in this process through main() -> CliResult(code, out, err).
+
+    Arguments may be paths or numbers; out and err are what the run printed (read from capsys).
+    """
+    import sys
+
+    from vidgan import cli
+
+    def run(*args) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
 
 
 @pytest.fixture(scope="session")

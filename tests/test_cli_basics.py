@@ -15,14 +15,6 @@ LIGHT = (
 )
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def test_importing_the_cli_imports_no_heavy_library():
     out = subprocess.run(
         [sys.executable, "-c", LIGHT], capture_output=True, text=True, check=True
@@ -45,10 +37,10 @@ def test_help_lists_every_command_through_python_m():
         assert f" {name} " in proc.stdout, name
 
 
-def test_info_reports_the_stack(monkeypatch, capsys):
+def test_info_reports_the_stack(vidgan_cli):
     import torch
 
-    code, out, _ = run_cli(monkeypatch, capsys, "info")
+    code, out, _ = vidgan_cli("info")
     assert code == 0
     labels = [line.split("  ")[0] for line in out.splitlines()]
     for label in (
@@ -75,10 +67,10 @@ def test_info_reports_the_stack(monkeypatch, capsys):
         assert "not installed: pip install 'vidgan[trt]'" in out
 
 
-def test_info_model_by_name(monkeypatch, capsys):
+def test_info_model_by_name(vidgan_cli):
     import torch
 
-    code, out, _ = run_cli(monkeypatch, capsys, "info", "--model", "unet")
+    code, out, _ = vidgan_cli("info", "--model", "unet")
     assert code == 0
     with torch.device("meta"):
         net = models.build("unet")
@@ -87,14 +79,14 @@ def test_info_model_by_name(monkeypatch, capsys):
     assert "padded to 1280x768" in out  # the U-Net needs multiples of 256
 
 
-def test_info_model_file(monkeypatch, capsys, tiny_model):
-    code, out, _ = run_cli(monkeypatch, capsys, "info", "--model", tiny_model)
+def test_info_model_file(vidgan_cli, tiny_model):
+    code, out, _ = vidgan_cli("info", "--model", tiny_model)
     assert code == 0
     assert '"ngf": 4' in out and "photo->painting" in out and "weights F32" in out
 
 
-def test_info_bad_model_is_a_user_error(monkeypatch, capsys, tmp_path):
-    code, out, err = run_cli(monkeypatch, capsys, "info", "--model", tmp_path / "nope.safetensors")
+def test_info_bad_model_is_a_user_error(vidgan_cli, tmp_path):
+    code, out, err = vidgan_cli("info", "--model", tmp_path / "nope.safetensors")
     assert code == 2 and err.startswith("error: ") and "not a generator name" in err
     assert out == ""  # checked before the report, not after it
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 from conftest import make_clip
 from PIL import Image
 
-from vidgan import cli, evaluate, frames, modelfile
+from vidgan import evaluate, frames, modelfile
 from vidgan.errors import VidganError
 
 
@@ -98,24 +97,17 @@ def test_inverse_must_map_paintings_to_photos(tiny_model):
         evaluate.inverse_path(tiny_model, inverse=tiny_model)
 
 
-def _cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    return exit_.value.code, capsys.readouterr()
-
-
-def test_cli_eval_prints_summary_and_writes_outputs(monkeypatch, capsys, layout, g_and_self_inverse,
+def test_cli_eval_prints_summary_and_writes_outputs(vidgan_cli, layout, g_and_self_inverse,
                                                     tmp_path):
     g, _ = g_and_self_inverse
-    code, out = _cli(monkeypatch, capsys, "eval", "--model", g, "--data", layout, "--out", tmp_path / "e")
+    code, out, _ = vidgan_cli("eval", "--model", g, "--data", layout, "--out", tmp_path / "e")
     assert code == 0
-    assert out.out.startswith("eval: 3 photos, 2 paintings") and "cycle photo" in out.out
+    assert out.startswith("eval: 3 photos, 2 paintings") and "cycle photo" in out
     assert (tmp_path / "e" / "grid.png").is_file() and (tmp_path / "e" / "eval.json").is_file()
 
 
 @pytest.mark.parametrize("case", ["no data folder", "no model", "no images", "no --data", "no --rendered"])
-def test_cli_user_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_model, case):
+def test_cli_user_errors_are_one_line(vidgan_cli, tmp_path, tiny_model, case):
     (tmp_path / "empty").mkdir()
     args = {
         "no data folder": ["--model", tiny_model, "--data", tmp_path / "missing"],
@@ -124,13 +116,13 @@ def test_cli_user_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_model,
         "no --data": ["--model", tiny_model],
         "no --rendered": ["--video", tmp_path / "in.mp4"],
     }[case]
-    code, out = _cli(monkeypatch, capsys, "eval", *args)
+    code, _, err = vidgan_cli("eval", *args)
     assert code == 2
-    assert out.err.startswith("error: ") and out.err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
 
 
-def test_cli_eval_video_reports_warping_error(monkeypatch, capsys, tmp_path):
+def test_cli_eval_video_reports_warping_error(vidgan_cli, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=6)
-    code, out = _cli(monkeypatch, capsys, "eval", "--video", clip, "--rendered", clip)
+    code, out, _ = vidgan_cli("eval", "--video", clip, "--rendered", clip)
     assert code == 0
-    assert "warping error" in out.out
+    assert "warping error" in out

@@ -210,23 +210,12 @@ def test_parse_shape():
 
 # --- the command line -----------------------------------------------------------------------
 
-def run_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    """`vidgan export ARGS` in this process, through main(): (exit code, stdout, stderr)."""
-    from vidgan import cli
-
-    monkeypatch.setattr(sys, "argv", ["vidgan", "export", *args])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
-
-
-def test_cli_onnx_export_then_refuses_to_overwrite(tiny_model, tmp_path, capsys, monkeypatch):
-    args = ("--model", str(tiny_model), "--out", str(tmp_path), "--onnx")
-    code, out, err = run_cli(capsys, monkeypatch, *args)
+def test_cli_onnx_export_then_refuses_to_overwrite(tiny_model, tmp_path, vidgan_cli):
+    args = ("export", "--model", tiny_model, "--out", tmp_path, "--onnx")
+    code, out, err = vidgan_cli(*args)
     assert code == 0, err
     assert "wrote" in out and len(list(tmp_path.glob("*.onnx"))) == 1
-    code, _, err = run_cli(capsys, monkeypatch, *args)
+    code, _, err = vidgan_cli(*args)
     assert code == 2
     assert err.count("\n") == 1 and "pass --overwrite" in err
 
@@ -243,17 +232,16 @@ def test_cli_onnx_export_then_refuses_to_overwrite(tiny_model, tmp_path, capsys,
         (["--opt", "hd"], "--opt takes HEIGHTxWIDTH"),
     ],
 )
-def test_cli_user_errors_are_one_line(tiny_model, tmp_path, capsys, monkeypatch, args, message):
-    code, _, err = run_cli(capsys, monkeypatch, "--model", str(tiny_model), "--out", str(tmp_path),
-                           "--onnx", *args)
+def test_cli_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, args, message):
+    code, _, err = vidgan_cli("export", "--model", tiny_model, "--out", tmp_path, "--onnx", *args)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_missing_model_is_a_user_error(tmp_path, capsys, monkeypatch):
-    code, _, err = run_cli(capsys, monkeypatch, "--model", str(tmp_path / "none.safetensors"), "--onnx")
+def test_cli_missing_model_is_a_user_error(tmp_path, vidgan_cli):
+    code, _, err = vidgan_cli("export", "--model", tmp_path / "none.safetensors", "--onnx")
     assert code == 2 and "does not exist" in err
 
 

@@ -24,7 +24,6 @@ import pytest
 import torch
 from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
-from vidgan import cli
 from vidgan.errors import VidganError
 from vidgan.live import SourceLost, run_live
 from vidgan.live.pipeline import Frame, Inference, LatestSlot
@@ -221,8 +220,7 @@ def test_error_in_the_model_removes_the_partial_recording(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to itself is POSIX")
-def test_ctrl_c_finalizes_the_recording_and_prints_the_summary(tmp_path, tiny_model, monkeypatch,
-                                                               capsys):
+def test_ctrl_c_finalizes_the_recording_and_prints_the_summary(tmp_path, tiny_model, vidgan_cli):
     clip = make_clip(tmp_path / "long.mp4", frames=120, fps=12)
     out = tmp_path / "out.mp4"
 
@@ -234,13 +232,9 @@ def test_ctrl_c_finalizes_the_recording_and_prints_the_summary(tmp_path, tiny_mo
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=press_ctrl_c_once_recording, daemon=True).start()
-    monkeypatch.setattr(sys, "argv", ["vidgan", "live", "--input", str(clip), "--no-window",
-                                      "--record", str(out), "--model", str(tiny_model),
-                                      "--backend", "torch"])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exit_.value.code == 0, err
+    code, _, err = vidgan_cli("live", "--input", clip, "--no-window", "--record", out,
+                              "--model", tiny_model, "--backend", "torch")
+    assert code == 0, err
     shown = int(err.split(" shown")[0].rsplit(" ", 1)[-1])
     assert 0 < shown < 120 and len(decoded(out)[0]) == shown
     assert not (tmp_path / "out.partial.mp4").exists()
@@ -380,13 +374,10 @@ def test_side_by_side_shows_original_left_of_stylized():
 # --- user errors ----------------------------------------------------------------------------
 
 
-def cli_error(monkeypatch, capsys, *args) -> str:
+def cli_error(vidgan_cli, *args) -> str:
     """Run `vidgan live ARGS` in-process; assert exit code 2 and one line; return the line."""
-    monkeypatch.setattr(sys, "argv", ["vidgan", "live", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2
+    code, _, err = vidgan_cli("live", *args)
+    assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1, err
     return err
 
@@ -404,18 +395,18 @@ def cli_error(monkeypatch, capsys, *args) -> str:
     (["--camera", "0", "--screen", "--no-window"], "give one source, not --camera and --screen"),
     (["--capture-size", "big", "--camera", "0", "--no-window"], "is not WIDTHxHEIGHT"),
 ])
-def test_user_errors_are_one_line(monkeypatch, capsys, args, says):
-    assert says in cli_error(monkeypatch, capsys, *args)
+def test_user_errors_are_one_line(vidgan_cli, args, says):
+    assert says in cli_error(vidgan_cli, *args)
 
 
-def test_nonexistent_camera_lists_the_ones_that_open(monkeypatch, capsys):
+def test_nonexistent_camera_lists_the_ones_that_open(vidgan_cli):
     listing = ", ".join(map(str, available_cameras())) or "none"
-    assert f"cameras that open: {listing}\n" in cli_error(monkeypatch, capsys, "--camera", "99")
+    assert f"cameras that open: {listing}\n" in cli_error(vidgan_cli, "--camera", "99")
 
 
-def test_bad_input_file(monkeypatch, capsys, tmp_path):
+def test_bad_input_file(vidgan_cli, tmp_path):
     (tmp_path / "notes.txt").write_text("not a video")
-    err = cli_error(monkeypatch, capsys, "--input", tmp_path / "notes.txt", "--no-window")
+    err = cli_error(vidgan_cli, "--input", tmp_path / "notes.txt", "--no-window")
     assert "not a video file" in err
 
 
@@ -432,22 +423,22 @@ def test_region_outside_the_monitor():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="$DISPLAY matters on Linux only")
-def test_no_display(monkeypatch, capsys, tmp_path):
+def test_no_display(monkeypatch, vidgan_cli, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     clip = make_clip(tmp_path / "c.mp4")
-    err = cli_error(monkeypatch, capsys, "--input", clip)
+    err = cli_error(vidgan_cli, "--input", clip)
     assert "no display for the window" in err and "--no-window" in err
-    assert "no screen to capture" in cli_error(monkeypatch, capsys, "--screen", "--no-window")
+    assert "no screen to capture" in cli_error(vidgan_cli, "--screen", "--no-window")
 
 
-def test_virtual_cam_without_pyvirtualcam(monkeypatch, capsys, tmp_path):
+def test_virtual_cam_without_pyvirtualcam(monkeypatch, vidgan_cli, tmp_path):
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # as if not installed
     clip = make_clip(tmp_path / "c.mp4")
-    err = cli_error(monkeypatch, capsys, "--input", clip, "--no-window", "--virtual-cam")
+    err = cli_error(vidgan_cli, "--input", clip, "--no-window", "--virtual-cam")
     assert "pip install 'vidgan[virtualcam]'" in err
 
 
-def test_virtual_cam_without_its_driver(monkeypatch, capsys, tmp_path, tiny_model):
+def test_virtual_cam_without_its_driver(vidgan_cli, tmp_path, tiny_model):
     pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="the virtualcam extra is not installed")
     try:
         pyvirtualcam.Camera(64, 48, 12).close()
@@ -455,7 +446,7 @@ def test_virtual_cam_without_its_driver(monkeypatch, capsys, tmp_path, tiny_mode
     except RuntimeError:
         pass
     clip = make_clip(tmp_path / "c.mp4")
-    err = cli_error(monkeypatch, capsys, "--input", clip, "--no-window", "--virtual-cam",
+    err = cli_error(vidgan_cli, "--input", clip, "--no-window", "--virtual-cam",
                     "--model", tiny_model)
     expected = "v4l2loopback" if sys.platform.startswith("linux") else "OBS"
     assert "no virtual camera driver" in err and expected in err
@@ -481,11 +472,11 @@ def has_display() -> bool:
 
 
 @pytest.mark.skipif(not has_display(), reason="no display to capture ($DISPLAY unset or unreachable)")
-def test_real_screen_capture(tiny_backend, monkeypatch, capsys):
+def test_real_screen_capture(tiny_backend, vidgan_cli):
     stats, _ = headless(None, tiny_backend, screen=True, region="0,0,64,48", max_frames=3)
     assert stats.shown == 3 and stats.size == (48, 64)
-    assert "lies outside monitor 1" in cli_error(monkeypatch, capsys, "--region",
-                                                 "0,0,100000,64", "--no-window")
+    assert "lies outside monitor 1" in cli_error(vidgan_cli, "--region", "0,0,100000,64",
+                                                 "--no-window")
 
 
 @pytest.mark.skipif(not has_display(), reason="no display for a window ($DISPLAY unset or unreachable)")

@@ -7,15 +7,7 @@ import torch
 
 from vidgan import frames, models
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The suite shares two busy cores: more threads than free cores make each op far slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {"fast": {"ngf": 4, "n_blocks": 1}, "resnet": {"ngf": 4, "n_blocks": 2}, "unet": {"ngf": 4}}
 

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
-from vidgan import cli
 from vidgan.render import FrameProgress, render_video
 
 
@@ -168,19 +167,6 @@ def test_corrupt_frames_are_skipped_and_counted(backend, tmp_path, capsys):
 
 # --- user errors: one line, exit code 2, no traceback, no file ---------------------------------
 
-def _cli(capsys, *args: str) -> tuple[int, str]:
-    argv = sys.argv
-    sys.argv = ["vidgan", *map(str, args)]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
-
-
 def _audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as out:
         a = out.add_stream("aac", rate=48000)
@@ -229,33 +215,33 @@ def _png(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ERRORS)
-def test_user_errors_are_one_line(tiny_model, tmp_path, capsys, case):
+def test_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
     make_args, message = ERRORS[case]
     args = make_args(tmp_path)
     before = set(tmp_path.iterdir())
-    code, err = _cli(capsys, "render", *args, "--model", tiny_model)
+    code, _, err = vidgan_cli("render", *args, "--model", tiny_model)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert "Traceback" not in err
     assert set(tmp_path.iterdir()) == before  # nothing written, nothing left behind
 
 
-def test_missing_bundled_model_is_a_user_error(tmp_path, capsys):
+def test_missing_bundled_model_is_a_user_error(tmp_path, vidgan_cli):
     from vidgan.modelfile import BUNDLED
 
     if BUNDLED.exists():
         pytest.skip("the bundled model exists")
     src = make_clip(tmp_path / "in.mp4", frames=3)
-    code, err = _cli(capsys, "render", src, tmp_path / "out.mp4", "--backend", "torch")
+    code, _, err = vidgan_cli("render", src, tmp_path / "out.mp4", "--backend", "torch")
     assert code == 2 and err.startswith("error: ") and "bundled model" in err
     assert _leftovers(tmp_path) == []
 
 
-def test_overwrite_replaces_the_output(tiny_model, tmp_path, capsys):
+def test_overwrite_replaces_the_output(tiny_model, tmp_path, vidgan_cli):
     src = make_clip(tmp_path / "in.mp4", frames=3)
     _text(tmp_path / "out.mp4")
-    code, _ = _cli(capsys, "render", src, tmp_path / "out.mp4", "--model", tiny_model, "--overwrite",
-                   "--device", "cpu")
+    code, _, _ = vidgan_cli("render", src, tmp_path / "out.mp4", "--model", tiny_model,
+                            "--overwrite", "--device", "cpu")
     assert code == 0 and _video(tmp_path / "out.mp4")["frames"] == 3
 
 

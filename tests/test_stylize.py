@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from conftest import moving_square
 from PIL import Image
 
-from vidgan import cli
 from vidgan.errors import VidganError
 from vidgan.stylize import stylize_images
 
@@ -114,7 +111,7 @@ def test_no_partial_file_is_left_when_saving_fails(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("case", ["missing", "not an image", "empty folder", "same folder",
                                   "bad extension"])
-def test_user_errors_are_one_line(tiny_model, tmp_path, capsys, case):
+def test_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
     src, dst, message = {
         "missing": (tmp_path / "nope.jpg", tmp_path / "out.jpg", "does not exist"),
         "not an image": (tmp_path / "notes.jpg", tmp_path / "out.jpg", "not an image"),
@@ -128,13 +125,7 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, capsys, case):
     Image.fromarray(moving_square(0, 16, 16)).save(tmp_path / "photos" / "a.png")
     Image.fromarray(moving_square(0, 16, 16)).save(tmp_path / "in.png")
     before = set(tmp_path.rglob("*"))
-    argv, sys.argv = sys.argv, ["vidgan", "stylize", str(src), str(dst), "--model", str(tiny_model)]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main()
-    finally:
-        sys.argv = argv
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
+    code, _, err = vidgan_cli("stylize", src, dst, "--model", tiny_model)
+    assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert set(tmp_path.rglob("*")) == before

@@ -191,41 +191,31 @@ def test_mismatched_frame_counts_are_one_line_errors(tmp_path):
         video_stability(video, tmp_path / "missing.mp4")
 
 
-def run_cli(monkeypatch, *args) -> None:
-    """`vidgan ARGS` in-process; fails on a non-zero exit."""
-    import sys
-
-    from vidgan import cli
-
-    monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        assert exc.code in (0, None), f"vidgan {' '.join(map(str, args))} exited {exc.code}"
-
-
-def test_render_stabilize_end_to_end(tiny_model, tmp_path, monkeypatch):
+def test_render_stabilize_end_to_end(tiny_model, tmp_path, vidgan_cli):
     frames = [textured(48, 64, seed=7)] * 8  # a still scene with noise the model turns to flicker
     gen = np.random.default_rng(7)
     noisy = [np.clip(f + gen.integers(-6, 7, f.shape), 0, 255).astype(np.uint8) for f in frames]
     src = write_clip(tmp_path / "in.mp4", noisy)
     common = ["--model", tiny_model, "--backend", "torch", "--device", "cpu"]
-    run_cli(monkeypatch, "render", src, tmp_path / "plain.mp4", *common)
-    run_cli(monkeypatch, "render", src, tmp_path / "stab.mp4", *common, "--stabilize",
-            "--stabilize-strength", "0.8")
+    plain = vidgan_cli("render", src, tmp_path / "plain.mp4", *common)
+    assert plain.code == 0, plain.err
+    stab = vidgan_cli("render", src, tmp_path / "stab.mp4", *common, "--stabilize",
+                      "--stabilize-strength", "0.8")
+    assert stab.code == 0, stab.err
     report = video_stability(src, tmp_path / "stab.mp4", baseline=tmp_path / "plain.mp4")
     assert report["frames"] == 8
     assert report["reduction_vs_baseline"] > 0.3, report
 
 
-def test_live_stabilize_end_to_end(tiny_model, tmp_path, monkeypatch):
+def test_live_stabilize_end_to_end(tiny_model, tmp_path, monkeypatch, vidgan_cli):
     src = make_clip(tmp_path / "in.mp4", frames=12)
     rec = tmp_path / "rec.mp4"
     calls = []
     step = Stabilizer._step
     monkeypatch.setattr(Stabilizer, "_step", lambda self, *a: calls.append(1) or step(self, *a))
-    run_cli(monkeypatch, "live", "--input", src, "--no-window", "--record", rec, "--model",
-            tiny_model, "--backend", "torch", "--device", "cpu", "--stabilize")
+    result = vidgan_cli("live", "--input", src, "--no-window", "--record", rec, "--model",
+                        tiny_model, "--backend", "torch", "--device", "cpu", "--stabilize")
+    assert result.code == 0, result.err
     import av
 
     with av.open(str(rec)) as c:

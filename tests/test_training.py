@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vidgan import cli, modelfile, recipes, training
+from vidgan import modelfile, recipes, training
 from vidgan.errors import VidganError
 
 TINY_RECIPE = """
@@ -32,13 +32,7 @@ sample_size = 32
 # Subprocesses get one thread: two busy cores make more threads many times slower.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_domain(folder: Path, n: int, tint: tuple, seed: int, size: int = 40) -> None:
@@ -80,15 +74,6 @@ def tiny_config(recipe: Path, data: Path, out: Path, **overrides) -> training.Tr
 def loss_rows(run: Path) -> list[dict]:
     with (run / "losses.csv").open() as f:
         return list(csv.DictReader(f))
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`vidgan ARGS` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["vidgan", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 # --- learning and outputs ---------------------------------------------------------------
@@ -145,15 +130,13 @@ def test_run_writes_checkpoint_samples_plot_and_model_files(
             assert torch.equal(tensor, ckpt[key][name])
 
 
-def test_export_only_writes_the_model_files_of_a_checkpoint(
-    tmp_path, recipe, dataset, monkeypatch, capsys
-):
+def test_export_only_writes_the_model_files_of_a_checkpoint(tmp_path, recipe, dataset, vidgan_cli):
     run = tmp_path / "run"
     training.train(tiny_config(recipe, dataset, run, epochs=1))
     expected, _ = modelfile.load_model(run / "model.safetensors")
     (run / "model.safetensors").unlink()
     ckpt = training.latest_checkpoint(run)
-    code, out, _ = run_cli(monkeypatch, capsys, "train", "--export-only", ckpt)
+    code, out, _ = vidgan_cli("train", "--export-only", ckpt)
     assert code == 0 and str(run / "model.safetensors") in out
     G, info = modelfile.load_model(run / "model.safetensors")
     x = torch.rand(1, 3, 36, 44) * 2 - 1
@@ -199,9 +182,7 @@ def test_resume_keeps_unet_dropout_in_step(tmp_path, recipe):
     _assert_same_losses(loss_rows(tmp_path / "straight"), loss_rows(tmp_path / "pieces"))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_continues(
-    tmp_path, recipe, dataset, monkeypatch, capsys
-):
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path, recipe, dataset, vidgan_cli):
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -234,9 +215,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(
     step = torch.load(ckpt, weights_only=False)["state"]["step"]
     assert step >= 2 and len(loss_rows(run)) == step
 
-    code, _, err = run_cli(
-        monkeypatch, capsys, "train", "--resume", "--out", run, "--max-steps", step + 2
-    )
+    code, _, err = vidgan_cli("train", "--resume", "--out", run, "--max-steps", step + 2)
     assert code == 0, err
     assert [int(r["step"]) for r in loss_rows(run)] == list(range(1, step + 3))
 
@@ -368,9 +347,9 @@ def _cli_errors(tmp_path, recipe, dataset) -> dict:
     return cases
 
 
-def test_user_errors_are_one_line_and_exit_2(tmp_path, recipe, dataset, monkeypatch, capsys):
+def test_user_errors_are_one_line_and_exit_2(tmp_path, recipe, dataset, vidgan_cli):
     for case, (args, message) in _cli_errors(tmp_path, recipe, dataset).items():
-        code, _, err = run_cli(monkeypatch, capsys, *args)
+        code, _, err = vidgan_cli(*args)
         assert code == 2, case
         assert err.startswith("error: ") and message in err, (case, err)
         assert "Traceback" not in err and err.count("\n") == 1, (case, err)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,11 +20,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Options that several commands share, declared once so that their names, defaults and help agree.
 ModelOpt = typer.Option(None, "--model", "-m", help="Model file (default: the bundled Van Gogh model).")
+BackendOpt = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt.")
+DeviceOpt = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available).")
+PrecisionOpt = typer.Option("auto", "--precision", help="fp32, fp16 or auto.")
+SideBySideOpt = typer.Option(False, "--side-by-side", help="Write before | after.")
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace existing outputs.")
+StabilizeOpt = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending).")
+StabilizeStrengthOpt = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize.")
 
 
 @app.command()
-def info(model: Optional[Path] = ModelOpt) -> None:
+def info(model: Path | None = ModelOpt) -> None:
     """Versions, GPU, codecs and backends; with --model, the model's size and GFLOPs."""
     from vidgan import sysinfo
 
@@ -34,25 +41,25 @@ def info(model: Optional[Path] = ModelOpt) -> None:
 
 @app.command()
 def train(
-    recipe: Optional[str] = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-fast)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="CycleGAN layout: trainA = paintings, trainB = photos."),
-    data_a: Optional[Path] = typer.Option(None, "--data-a", help="Folder of paintings (instead of --data)."),
-    data_b: Optional[Path] = typer.Option(None, "--data-b", help="Folder of photos (instead of --data)."),
+    recipe: str | None = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-fast)."),
+    data: Path | None = typer.Option(None, "--data", help="CycleGAN layout: trainA = paintings, trainB = photos."),
+    data_a: Path | None = typer.Option(None, "--data-a", help="Folder of paintings (instead of --data)."),
+    data_b: Path | None = typer.Option(None, "--data-b", help="Folder of photos (instead of --data)."),
     out: Path = typer.Option(Path("runs/vangogh"), "--out", help="Run folder: checkpoints, samples, logs, model file."),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    decay_epochs: Optional[int] = typer.Option(None, "--decay-epochs", help="Final epochs of linear lr decay."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps."),
-    crop: Optional[int] = typer.Option(None, "--crop", help="Training crop size (images resized to crop*286/256 first)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    gan_loss: Optional[str] = typer.Option(None, "--gan-loss", help="lsgan or bce."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Epochs between checkpoints."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Data loading processes."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    warm_start: Optional[list[Path]] = typer.Option(None, "--warm-start", help="G then F model files to start from (give twice)."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    decay_epochs: int | None = typer.Option(None, "--decay-epochs", help="Final epochs of linear lr decay."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    crop: int | None = typer.Option(None, "--crop", help="Training crop size (images resized to crop*286/256 first)."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    gan_loss: str | None = typer.Option(None, "--gan-loss", help="lsgan or bce."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Epochs between checkpoints."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    workers: int | None = typer.Option(None, "--workers", help="Data loading processes."),
+    seed: int | None = typer.Option(None, "--seed"),
+    warm_start: list[Path] | None = typer.Option(None, "--warm-start", help="G then F model files to start from (give twice)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
-    export_only: Optional[Path] = typer.Option(None, "--export-only", help="Only write the model files of this checkpoint."),
+    export_only: Path | None = typer.Option(None, "--export-only", help="Only write the model files of this checkpoint."),
 ) -> None:
     """Train CycleGAN generators (photo <-> painting) and write the photo -> painting model file."""
     from vidgan import recipes, training
@@ -63,12 +70,13 @@ def train(
         return
     if warm_start and len(warm_start) != 2:
         raise VidganError("--warm-start takes two model files: give it twice, G (photo->painting) then F")
-    overrides = dict(
-        data=_str(data), data_a=_str(data_a), data_b=_str(data_b), out=str(out), epochs=epochs,
-        decay_epochs=decay_epochs, max_steps=max_steps, crop=crop, batch_size=batch_size, lr=lr,
-        gan_loss=gan_loss, checkpoint_every=checkpoint_every, device=device, workers=workers, seed=seed,
-        warm_start=[str(p) for p in warm_start] if warm_start else None,
-    )
+    overrides = {
+        "data": _str(data), "data_a": _str(data_a), "data_b": _str(data_b), "out": str(out),
+        "epochs": epochs, "decay_epochs": decay_epochs, "max_steps": max_steps, "crop": crop,
+        "batch_size": batch_size, "lr": lr, "gan_loss": gan_loss,
+        "checkpoint_every": checkpoint_every, "device": device, "workers": workers, "seed": seed,
+        "warm_start": [str(p) for p in warm_start] if warm_start else None,
+    }
     if resume:
         cfg = training.resumed_config(out, overrides)
     else:
@@ -76,20 +84,20 @@ def train(
     training.train(cfg, resume=resume)
 
 
-def _str(path: Optional[Path]) -> Optional[str]:
+def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
 @app.command("eval")
 def eval_(
-    model: Optional[Path] = ModelOpt,
-    data: Optional[Path] = typer.Option(None, "--data", help="Held-out images: valB/valA (or testB/testA) inside, or a folder of photos."),
-    inverse: Optional[Path] = typer.Option(None, "--inverse", help="F, painting -> photo (default: <model>-F.safetensors beside the model)."),
+    model: Path | None = ModelOpt,
+    data: Path | None = typer.Option(None, "--data", help="Held-out images: valB/valA (or testB/testA) inside, or a folder of photos."),
+    inverse: Path | None = typer.Option(None, "--inverse", help="F, painting -> photo (default: <model>-F.safetensors beside the model)."),
     out: Path = typer.Option(Path("runs/eval"), "--out", help="Folder for grid.png and eval.json."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many photos and paintings."),
-    video: Optional[Path] = typer.Option(None, "--video", help="A clip: with --rendered, measure flicker instead."),
-    rendered: Optional[Path] = typer.Option(None, "--rendered", help="The stylized rendering of --video."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Another rendering of --video to compare with."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many photos and paintings."),
+    video: Path | None = typer.Option(None, "--video", help="A clip: with --rendered, measure flicker instead."),
+    rendered: Path | None = typer.Option(None, "--rendered", help="The stylized rendering of --video."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="Another rendering of --video to compare with."),
 ) -> None:
     """Held-out cycle and identity L1 and a before/after grid; or a rendering's flicker (--video)."""
     from vidgan import evaluate
@@ -106,18 +114,18 @@ def eval_(
 
 @app.command()
 def export(
-    model: Optional[Path] = ModelOpt,
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: engines/)."),
+    model: Path | None = ModelOpt,
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: engines/)."),
     onnx: bool = typer.Option(False, "--onnx", help="Stop at ONNX (with --fp16: also the FP16 ONNX); no GPU needed."),
     fp16: bool = typer.Option(False, "--fp16", help="FP16 ONNX and an FP16 TensorRT engine (InstanceNorm kept FP32)."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
-    min_shape: Optional[str] = typer.Option(None, "--min", help="Smallest input HxW (default 256x256)."),
-    opt_shape: Optional[str] = typer.Option(None, "--opt", help="Input HxW to tune for (default 720x1280)."),
-    max_shape: Optional[str] = typer.Option(None, "--max", help="Largest input HxW (default 1080x1920)."),
+    profile: str | None = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
+    min_shape: str | None = typer.Option(None, "--min", help="Smallest input HxW (default 256x256)."),
+    opt_shape: str | None = typer.Option(None, "--opt", help="Input HxW to tune for (default 720x1280)."),
+    max_shape: str | None = typer.Option(None, "--max", help="Largest input HxW (default 1080x1920)."),
     batch: int = typer.Option(1, "--batch", help="Largest batch the engine takes."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT builder workspace in GiB."),
     opt_level: int = typer.Option(3, "--opt-level", help="TensorRT builder optimization level 0-5."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    overwrite: bool = OverwriteOpt,
 ) -> None:
     """ONNX -> FP16 ONNX -> TensorRT engine in engines/, each checked against PyTorch."""
     from vidgan.export import export_model
@@ -129,25 +137,25 @@ def export(
 
 @app.command()
 def live(
-    camera: Optional[str] = typer.Option(None, "--camera", help="Camera index, device path (/dev/video0) or stream URL (rtsp/http)."),
+    camera: str | None = typer.Option(None, "--camera", help="Camera index, device path (/dev/video0) or stream URL (rtsp/http)."),
     screen: bool = typer.Option(False, "--screen", help="Capture the screen (a game, a video call, ...)."),
-    monitor: Optional[int] = typer.Option(None, "--monitor", help="Monitor for --screen: 1 = primary (default), 0 = all."),
-    region: Optional[str] = typer.Option(None, "--region", help="Capture X,Y,W,H of the monitor (pixels)."),
-    input: Optional[Path] = typer.Option(None, "--input", help="A video file played as if live, at its own frame rate."),
-    capture_size: Optional[str] = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
-    model: Optional[Path] = ModelOpt,
-    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
-    precision: str = typer.Option("auto", "--precision", help="fp32, fp16 or auto."),
-    height: Optional[int] = typer.Option(None, "--height", min=16, help="Processing height; the window keeps the source's size."),
+    monitor: int | None = typer.Option(None, "--monitor", help="Monitor for --screen: 1 = primary (default), 0 = all."),
+    region: str | None = typer.Option(None, "--region", help="Capture X,Y,W,H of the monitor (pixels)."),
+    input: Path | None = typer.Option(None, "--input", help="A video file played as if live, at its own frame rate."),
+    capture_size: str | None = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
+    fps: float | None = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
+    model: Path | None = ModelOpt,
+    backend: str = BackendOpt,
+    device: str | None = DeviceOpt,
+    precision: str = PrecisionOpt,
+    height: int | None = typer.Option(None, "--height", min=16, help="Processing height; the window keeps the source's size."),
     no_window: bool = typer.Option(False, "--no-window", help="Headless: a stats line every few seconds."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles)."),
+    record: Path | None = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles)."),
     virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send the stream to a virtual camera (OBS, Zoom, ...)."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    stabilize: bool = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending)."),
-    stabilize_strength: float = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    stabilize: bool = StabilizeOpt,
+    stabilize_strength: float = StabilizeStrengthOpt,
 ) -> None:
     """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
     o original, f fullscreen, space pause, r record."""
@@ -164,22 +172,22 @@ def live(
 def render(
     input: Path = typer.Argument(..., help="The video to stylize."),
     output: Path = typer.Argument(..., help="The stylized video (.mp4, .mkv, .mov)."),
-    model: Optional[Path] = ModelOpt,
-    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
-    precision: str = typer.Option("auto", "--precision", help="fp32, fp16 or auto."),
-    height: Optional[int] = typer.Option(None, "--height", min=16, help="Processing height (default: the video's own)."),
-    output_height: Optional[int] = typer.Option(None, "--output-height", min=16, help="Output height (default: the input's size)."),
+    model: Path | None = ModelOpt,
+    backend: str = BackendOpt,
+    device: str | None = DeviceOpt,
+    precision: str = PrecisionOpt,
+    height: int | None = typer.Option(None, "--height", min=16, help="Processing height (default: the video's own)."),
+    output_height: int | None = typer.Option(None, "--output-height", min=16, help="Output height (default: the input's size)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Frames per model call."),
     codec: str = typer.Option("h264", "--codec", help="h264, hevc, h264_nvenc or hevc_nvenc."),
     crf: int = typer.Option(18, "--crf", help="Quality: lower is better and bigger (NVENC: cq)."),
     preset: str = typer.Option("veryfast", "--preset", help="Encoder speed preset (x264 names)."),
-    start: Optional[float] = typer.Option(None, "--start", help="Start at this second."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Render this many seconds."),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="Write before | after."),
+    start: float | None = typer.Option(None, "--start", help="Start at this second."),
+    duration: float | None = typer.Option(None, "--duration", help="Render this many seconds."),
+    side_by_side: bool = SideBySideOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
-    stabilize: bool = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending)."),
-    stabilize_strength: float = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize."),
+    stabilize: bool = StabilizeOpt,
+    stabilize_strength: float = StabilizeStrengthOpt,
 ) -> None:
     """Stylize every frame of a video; timestamps and audio are kept."""
     from vidgan.render import render_video
@@ -194,13 +202,13 @@ def render(
 def stylize(
     input: Path = typer.Argument(..., help="An image, or a folder of images."),
     output: Path = typer.Argument(..., help="An image file, or a folder (same names as the input's)."),
-    model: Optional[Path] = ModelOpt,
-    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
-    precision: str = typer.Option("auto", "--precision", help="fp32, fp16 or auto."),
-    height: Optional[int] = typer.Option(None, "--height", min=16, help="Processing height (default: each image's own)."),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="Write before | after."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    model: Path | None = ModelOpt,
+    backend: str = BackendOpt,
+    device: str | None = DeviceOpt,
+    precision: str = PrecisionOpt,
+    height: int | None = typer.Option(None, "--height", min=16, help="Processing height (default: each image's own)."),
+    side_by_side: bool = SideBySideOpt,
+    overwrite: bool = OverwriteOpt,
 ) -> None:
     """Stylize photos: one image or a folder of images (EXIF orientation honoured)."""
     from vidgan.stylize import stylize_images
@@ -212,8 +220,8 @@ def stylize(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip (replaced); demo.png, before above after, goes beside it."),
-    camera: Optional[str] = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
-    model: Optional[Path] = ModelOpt,
+    camera: str | None = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
+    model: Path | None = ModelOpt,
     seconds: float = typer.Option(4.0, "--seconds", help="Length of the clip or of the recording."),
 ) -> None:
     """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
@@ -225,23 +233,22 @@ def demo(
 @app.command()
 def bench(
     what: str = typer.Argument("model", help="model, render, live or train."),
-    model: Optional[Path] = typer.Option(
+    model: Path | None = typer.Option(
         None, "--model", "-m", help="Model file (model: default fresh generators)."),
-    backend: Optional[list[str]] = typer.Option(
+    backend: list[str] | None = typer.Option(
         None, "--backend", "-b",
         help="Repeatable; `model` also takes torch-fp16, torch-compiled, torch-cudagraphs."),
-    device: Optional[str] = typer.Option(
-        None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
-    sizes: Optional[str] = typer.Option(
+    device: str | None = DeviceOpt,
+    sizes: str | None = typer.Option(
         None, "--sizes", help="WxH list, e.g. 256x256,640x360 (model)."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="Time per measurement."),
-    generator: Optional[list[str]] = typer.Option(
+    seconds: float | None = typer.Option(None, "--seconds", help="Time per measurement."),
+    generator: list[str] | None = typer.Option(
         None, "--generator", help="Repeatable (model, train): fast, resnet, unet."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Frames per call (model)."),
-    height: Optional[list[int]] = typer.Option(
+    batch: int | None = typer.Option(None, "--batch", help="Frames per call (model)."),
+    height: list[int] | None = typer.Option(
         None, "--height", help="Repeatable processing height (live)."),
-    clip: Optional[Path] = typer.Option(None, "--clip", help="Video file to play (render, live)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train)."),
+    clip: Path | None = typer.Option(None, "--clip", help="Video file to play (render, live)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps (train)."),
 ) -> None:
     """Benchmarks: a table on screen and JSON in benchmarks/results/."""
     from vidgan import bench as benchmarks
