@@ -87,7 +87,7 @@ def read_info(path: str | Path) -> ModelInfo:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
         raise VidganError(f"{path} is not a safetensors model file ({exc})") from None
     if meta.get("format") != FORMAT:
         raise VidganError(f"{path} is not a vidgan model file (no '{FORMAT}' metadata)")
