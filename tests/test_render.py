@@ -226,11 +226,10 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
     assert set(tmp_path.iterdir()) == before  # nothing written, nothing left behind
 
 
-def test_missing_bundled_model_is_a_user_error(tmp_path, vidgan_cli):
-    from vidgan.modelfile import BUNDLED
+def test_missing_bundled_model_is_a_user_error(tmp_path, vidgan_cli, monkeypatch):
+    from vidgan import modelfile
 
-    if BUNDLED.exists():
-        pytest.skip("the bundled model exists")
+    monkeypatch.setattr(modelfile, "BUNDLED", tmp_path / "missing.safetensors")
     src = make_clip(tmp_path / "in.mp4", frames=3)
     code, _, err = vidgan_cli("render", src, tmp_path / "out.mp4", "--backend", "torch")
     assert code == 2 and err.startswith("error: ") and "bundled model" in err
