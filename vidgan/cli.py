@@ -32,140 +32,16 @@ StabilizeStrengthOpt = typer.Option(0.7, "--stabilize-strength", help="0..1, wit
 
 
 @app.command()
-def info(model: Path | None = ModelOpt) -> None:
-    """Versions, GPU, codecs and backends; with --model, the model's size and GFLOPs."""
-    from vidgan import sysinfo
-
-    sysinfo.print_report(model)
-
-
-@app.command()
-def train(
-    recipe: str | None = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-fast)."),
-    data: Path | None = typer.Option(None, "--data", help="CycleGAN layout: trainA = paintings, trainB = photos."),
-    data_a: Path | None = typer.Option(None, "--data-a", help="Folder of paintings (instead of --data)."),
-    data_b: Path | None = typer.Option(None, "--data-b", help="Folder of photos (instead of --data)."),
-    out: Path = typer.Option(Path("runs/vangogh"), "--out", help="Run folder: checkpoints, samples, logs, model file."),
-    epochs: int | None = typer.Option(None, "--epochs"),
-    decay_epochs: int | None = typer.Option(None, "--decay-epochs", help="Final epochs of linear lr decay."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many steps."),
-    crop: int | None = typer.Option(None, "--crop", help="Training crop size (images resized to crop*286/256 first)."),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    lr: float | None = typer.Option(None, "--lr"),
-    gan_loss: str | None = typer.Option(None, "--gan-loss", help="lsgan or bce."),
-    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Epochs between checkpoints."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda or auto."),
-    workers: int | None = typer.Option(None, "--workers", help="Data loading processes."),
-    seed: int | None = typer.Option(None, "--seed"),
-    warm_start: list[Path] | None = typer.Option(None, "--warm-start", help="G then F model files to start from (give twice)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
-    export_only: Path | None = typer.Option(None, "--export-only", help="Only write the model files of this checkpoint."),
-) -> None:
-    """Train CycleGAN generators (photo <-> painting) and write the photo -> painting model file."""
-    from vidgan import recipes, training
-
-    if export_only:
-        path = training.export_checkpoint(export_only)
-        print(f"wrote {path}")
-        return
-    if warm_start and len(warm_start) != 2:
-        raise VidganError("--warm-start takes two model files: give it twice, G (photo->painting) then F")
-    overrides = {
-        "data": _str(data), "data_a": _str(data_a), "data_b": _str(data_b), "out": str(out),
-        "epochs": epochs, "decay_epochs": decay_epochs, "max_steps": max_steps, "crop": crop,
-        "batch_size": batch_size, "lr": lr, "gan_loss": gan_loss,
-        "checkpoint_every": checkpoint_every, "device": device, "workers": workers, "seed": seed,
-        "warm_start": [str(p) for p in warm_start] if warm_start else None,
-    }
-    if resume:
-        cfg = training.resumed_config(out, overrides)
-    else:
-        cfg = recipes.load_config(training.TrainConfig, recipe, overrides)
-    training.train(cfg, resume=resume)
-
-
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
-@app.command("eval")
-def eval_(
+def demo(
+    out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip (replaced); demo.png, before above after, goes beside it."),
+    camera: str | None = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
     model: Path | None = ModelOpt,
-    data: Path | None = typer.Option(None, "--data", help="Held-out images: valB/valA (or testB/testA) inside, or a folder of photos."),
-    inverse: Path | None = typer.Option(None, "--inverse", help="F, painting -> photo (default: <model>-F.safetensors beside the model)."),
-    out: Path = typer.Option(Path("runs/eval"), "--out", help="Folder for grid.png and eval.json."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many photos and paintings."),
-    video: Path | None = typer.Option(None, "--video", help="A clip: with --rendered, measure flicker instead."),
-    rendered: Path | None = typer.Option(None, "--rendered", help="The stylized rendering of --video."),
-    baseline: Path | None = typer.Option(None, "--baseline", help="Another rendering of --video to compare with."),
+    seconds: float = typer.Option(4.0, "--seconds", help="Length of the clip or of the recording."),
 ) -> None:
-    """Held-out cycle and identity L1 and a before/after grid; or a rendering's flicker (--video)."""
-    from vidgan import evaluate
+    """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
+    from vidgan.demo import format_result, run_demo
 
-    if video or rendered:
-        if video is None:
-            raise VidganError("--rendered needs --video IN: the clip it is a rendering of")
-        print(evaluate.run_video_eval(video, rendered, baseline))
-    elif data is None:
-        raise VidganError("give --data DIR (held-out images) or --video IN --rendered OUT")
-    else:
-        print(evaluate.run_model_eval(model, data, inverse=inverse, out=out, limit=limit))
-
-
-@app.command()
-def export(
-    model: Path | None = ModelOpt,
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default: engines/)."),
-    onnx: bool = typer.Option(False, "--onnx", help="Stop at ONNX (with --fp16: also the FP16 ONNX); no GPU needed."),
-    fp16: bool = typer.Option(False, "--fp16", help="FP16 ONNX and an FP16 TensorRT engine (InstanceNorm kept FP32)."),
-    profile: str | None = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
-    min_shape: str | None = typer.Option(None, "--min", help="Smallest input HxW (default 256x256)."),
-    opt_shape: str | None = typer.Option(None, "--opt", help="Input HxW to tune for (default 720x1280)."),
-    max_shape: str | None = typer.Option(None, "--max", help="Largest input HxW (default 1080x1920)."),
-    batch: int = typer.Option(1, "--batch", help="Largest batch the engine takes."),
-    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT builder workspace in GiB."),
-    opt_level: int = typer.Option(3, "--opt-level", help="TensorRT builder optimization level 0-5."),
-    overwrite: bool = OverwriteOpt,
-) -> None:
-    """ONNX -> FP16 ONNX -> TensorRT engine in engines/, each checked against PyTorch."""
-    from vidgan.export import export_model
-
-    export_model(model, out, onnx_only=onnx, fp16=fp16, preset=profile, min_shape=min_shape,
-                 opt_shape=opt_shape, max_shape=max_shape, batch=batch, workspace_gib=workspace,
-                 opt_level=opt_level, overwrite=overwrite)
-
-
-@app.command()
-def live(
-    camera: str | None = typer.Option(None, "--camera", help="Camera index, device path (/dev/video0) or stream URL (rtsp/http)."),
-    screen: bool = typer.Option(False, "--screen", help="Capture the screen (a game, a video call, ...)."),
-    monitor: int | None = typer.Option(None, "--monitor", help="Monitor for --screen: 1 = primary (default), 0 = all."),
-    region: str | None = typer.Option(None, "--region", help="Capture X,Y,W,H of the monitor (pixels)."),
-    input: Path | None = typer.Option(None, "--input", help="A video file played as if live, at its own frame rate."),
-    capture_size: str | None = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
-    fps: float | None = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
-    model: Path | None = ModelOpt,
-    backend: str = BackendOpt,
-    device: str | None = DeviceOpt,
-    precision: str = PrecisionOpt,
-    height: int | None = typer.Option(None, "--height", min=16, help="Processing height; the window keeps the source's size."),
-    no_window: bool = typer.Option(False, "--no-window", help="Headless: a stats line every few seconds."),
-    record: Path | None = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles)."),
-    virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send the stream to a virtual camera (OBS, Zoom, ...)."),
-    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
-    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    stabilize: bool = StabilizeOpt,
-    stabilize_strength: float = StabilizeStrengthOpt,
-) -> None:
-    """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
-    o original, f fullscreen, space pause, r record."""
-    from vidgan.live import run_live
-
-    run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
-             capture_size=capture_size, fps=fps, model=model, backend=backend, device=device,
-             precision=precision, height=height, window=not no_window, record=record,
-             virtual_cam=virtual_cam, max_frames=max_frames, duration=duration,
-             stabilize=stabilize, stabilize_strength=stabilize_strength)
+    print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds)))
 
 
 @app.command()
@@ -218,16 +94,132 @@ def stylize(
 
 
 @app.command()
-def demo(
-    out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip (replaced); demo.png, before above after, goes beside it."),
-    camera: str | None = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
+def live(
+    camera: str | None = typer.Option(None, "--camera", help="Camera index, device path (/dev/video0) or stream URL (rtsp/http)."),
+    screen: bool = typer.Option(False, "--screen", help="Capture the screen (a game, a video call, ...)."),
+    monitor: int | None = typer.Option(None, "--monitor", help="Monitor for --screen: 1 = primary (default), 0 = all."),
+    region: str | None = typer.Option(None, "--region", help="Capture X,Y,W,H of the monitor (pixels)."),
+    input: Path | None = typer.Option(None, "--input", help="A video file played as if live, at its own frame rate."),
+    capture_size: str | None = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
+    fps: float | None = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
     model: Path | None = ModelOpt,
-    seconds: float = typer.Option(4.0, "--seconds", help="Length of the clip or of the recording."),
+    backend: str = BackendOpt,
+    device: str | None = DeviceOpt,
+    precision: str = PrecisionOpt,
+    height: int | None = typer.Option(None, "--height", min=16, help="Processing height; the window keeps the source's size."),
+    no_window: bool = typer.Option(False, "--no-window", help="Headless: a stats line every few seconds."),
+    record: Path | None = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles)."),
+    virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send the stream to a virtual camera (OBS, Zoom, ...)."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    stabilize: bool = StabilizeOpt,
+    stabilize_strength: float = StabilizeStrengthOpt,
 ) -> None:
-    """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
-    from vidgan.demo import format_result, run_demo
+    """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
+    o original, f fullscreen, space pause, r record."""
+    from vidgan.live import run_live
 
-    print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds)))
+    run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
+             capture_size=capture_size, fps=fps, model=model, backend=backend, device=device,
+             precision=precision, height=height, window=not no_window, record=record,
+             virtual_cam=virtual_cam, max_frames=max_frames, duration=duration,
+             stabilize=stabilize, stabilize_strength=stabilize_strength)
+
+
+@app.command()
+def train(
+    recipe: str | None = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-fast)."),
+    data: Path | None = typer.Option(None, "--data", help="CycleGAN layout: trainA = paintings, trainB = photos."),
+    data_a: Path | None = typer.Option(None, "--data-a", help="Folder of paintings (instead of --data)."),
+    data_b: Path | None = typer.Option(None, "--data-b", help="Folder of photos (instead of --data)."),
+    out: Path = typer.Option(Path("runs/vangogh"), "--out", help="Run folder: checkpoints, samples, logs, model file."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    decay_epochs: int | None = typer.Option(None, "--decay-epochs", help="Final epochs of linear lr decay."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    crop: int | None = typer.Option(None, "--crop", help="Training crop size (images resized to crop*286/256 first)."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    gan_loss: str | None = typer.Option(None, "--gan-loss", help="lsgan or bce."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Epochs between checkpoints."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    workers: int | None = typer.Option(None, "--workers", help="Data loading processes."),
+    seed: int | None = typer.Option(None, "--seed"),
+    warm_start: list[Path] | None = typer.Option(None, "--warm-start", help="G then F model files to start from (give twice)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+    export_only: Path | None = typer.Option(None, "--export-only", help="Only write the model files of this checkpoint."),
+) -> None:
+    """Train CycleGAN generators (photo <-> painting) and write the photo -> painting model file."""
+    from vidgan import recipes, training
+
+    if export_only:
+        path = training.export_checkpoint(export_only)
+        print(f"wrote {path}")
+        return
+    if warm_start and len(warm_start) != 2:
+        raise VidganError("--warm-start takes two model files: give it twice, G (photo->painting) then F")
+    overrides = {
+        "data": _str(data), "data_a": _str(data_a), "data_b": _str(data_b), "out": str(out),
+        "epochs": epochs, "decay_epochs": decay_epochs, "max_steps": max_steps, "crop": crop,
+        "batch_size": batch_size, "lr": lr, "gan_loss": gan_loss,
+        "checkpoint_every": checkpoint_every, "device": device, "workers": workers, "seed": seed,
+        "warm_start": [str(p) for p in warm_start] if warm_start else None,
+    }
+    if resume:
+        cfg = training.resumed_config(out, overrides)
+    else:
+        cfg = recipes.load_config(training.TrainConfig, recipe, overrides)
+    training.train(cfg, resume=resume)
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+@app.command()
+def export(
+    model: Path | None = ModelOpt,
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: engines/)."),
+    onnx: bool = typer.Option(False, "--onnx", help="Stop at ONNX (with --fp16: also the FP16 ONNX); no GPU needed."),
+    fp16: bool = typer.Option(False, "--fp16", help="FP16 ONNX and an FP16 TensorRT engine (InstanceNorm kept FP32)."),
+    profile: str | None = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
+    min_shape: str | None = typer.Option(None, "--min", help="Smallest input HxW (default 256x256)."),
+    opt_shape: str | None = typer.Option(None, "--opt", help="Input HxW to tune for (default 720x1280)."),
+    max_shape: str | None = typer.Option(None, "--max", help="Largest input HxW (default 1080x1920)."),
+    batch: int = typer.Option(1, "--batch", help="Largest batch the engine takes."),
+    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT builder workspace in GiB."),
+    opt_level: int = typer.Option(3, "--opt-level", help="TensorRT builder optimization level 0-5."),
+    overwrite: bool = OverwriteOpt,
+) -> None:
+    """ONNX -> FP16 ONNX -> TensorRT engine in engines/, each checked against PyTorch."""
+    from vidgan.export import export_model
+
+    export_model(model, out, onnx_only=onnx, fp16=fp16, preset=profile, min_shape=min_shape,
+                 opt_shape=opt_shape, max_shape=max_shape, batch=batch, workspace_gib=workspace,
+                 opt_level=opt_level, overwrite=overwrite)
+
+
+@app.command("eval")
+def eval_(
+    model: Path | None = ModelOpt,
+    data: Path | None = typer.Option(None, "--data", help="Held-out images: valB/valA (or testB/testA) inside, or a folder of photos."),
+    inverse: Path | None = typer.Option(None, "--inverse", help="F, painting -> photo (default: <model>-F.safetensors beside the model)."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Folder for grid.png and eval.json."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many photos and paintings."),
+    video: Path | None = typer.Option(None, "--video", help="A clip: with --rendered, measure flicker instead."),
+    rendered: Path | None = typer.Option(None, "--rendered", help="The stylized rendering of --video."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="Another rendering of --video to compare with."),
+) -> None:
+    """Held-out cycle and identity L1 and a before/after grid; or a rendering's flicker (--video)."""
+    from vidgan import evaluate
+
+    if video or rendered:
+        if video is None:
+            raise VidganError("--rendered needs --video IN: the clip it is a rendering of")
+        print(evaluate.run_video_eval(video, rendered, baseline))
+    elif data is None:
+        raise VidganError("give --data DIR (held-out images) or --video IN --rendered OUT")
+    else:
+        print(evaluate.run_model_eval(model, data, inverse=inverse, out=out, limit=limit))
 
 
 @app.command()
@@ -258,6 +250,14 @@ def bench(
         sizes=benchmarks.parse_sizes(sizes) if sizes else None, generators=generator,
         heights=height, clip=clip, steps=steps,
     )
+
+
+@app.command()
+def info(model: Path | None = ModelOpt) -> None:
+    """Versions, GPU, codecs and backends; with --model, the model's size and GFLOPs."""
+    from vidgan import sysinfo
+
+    sysinfo.print_report(model)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
