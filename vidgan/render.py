@@ -158,18 +158,11 @@ class _FrameStylizer:
         y = self.stylizer(x)
         if self.stabilizer is None and not self.side_by_side:
             return y
-        original = _resized(x, self.size)
+        original = frames.resize_frames(x, self.size)
         if self.stabilizer is not None:
             for i in range(len(y)):
                 y[i] = self.stabilizer(original[i], y[i])
         return torch.cat([original, y], dim=2) if self.side_by_side else y
-
-
-def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """NHWC uint8 frames at `size` (H, W)."""
-    if tuple(x.shape[1:3]) == tuple(size):
-        return x
-    return frames.denormalize(frames.resize(frames.normalize(x), size))
 
 
 class _Stopped(Exception):
