@@ -172,7 +172,7 @@ def test_psnr_handles_nan_and_identity():
 def test_default_profile_and_shapes():
     p = make_profile(4)
     assert (p.min, p.opt, p.max) == PRESETS["default"]
-    assert p.shapes() == ((1, 3, 256, 256), (1, 3, 720, 1280), (1, 3, 1080, 1920))
+    assert p.shapes() == ((1, 3, 256, 256), (1, 3, 720, 1280), (1, 3, 1920, 1920))
     p = make_profile(4, "720p", max_shape="1080x1920", batch=4)
     assert p.shapes()[1:] == ((4, 3, 720, 1280), (4, 3, 1080, 1920))
     assert p.as_dict()["max"] == [4, 3, 1080, 1920]
@@ -180,7 +180,7 @@ def test_default_profile_and_shapes():
 
 def test_presets_round_up_to_the_model_multiple():
     p = make_profile(256)
-    assert (p.min, p.opt, p.max) == ((256, 256), (768, 1280), (1280, 2048))
+    assert (p.min, p.opt, p.max) == ((256, 256), (768, 1280), (2048, 2048))
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,7 @@ def export(
     profile: str | None = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
     min_shape: str | None = typer.Option(None, "--min", help="Smallest input HxW (default 256x256)."),
     opt_shape: str | None = typer.Option(None, "--opt", help="Input HxW to tune for (default 720x1280)."),
-    max_shape: str | None = typer.Option(None, "--max", help="Largest input HxW (default 1080x1920)."),
+    max_shape: str | None = typer.Option(None, "--max", help="Largest input HxW (default 1920x1920: 1080p either way up)."),
     batch: int = typer.Option(1, "--batch", help="Largest batch the engine takes."),
     workspace: float = typer.Option(4.0, "--workspace", help="TensorRT builder workspace in GiB."),
     opt_level: int = typer.Option(3, "--opt-level", help="TensorRT builder optimization level 0-5."),

@@ -43,7 +43,7 @@ ONNX_MIN_PSNR = 45.0
 FP16_MIN_PSNR = 35.0
 # (min, opt, max) as (H, W); --min/--opt/--max override single entries.
 PRESETS = {
-    "default": ((256, 256), (720, 1280), (1080, 1920)),
+    "default": ((256, 256), (720, 1280), (1920, 1920)),  # landscape and portrait up to 1080p
     "360p": ((256, 256), (360, 640), (360, 640)),
     "720p": ((256, 256), (720, 1280), (720, 1280)),
     "1080p": ((256, 256), (1080, 1920), (1080, 1920)),
