@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -117,13 +118,40 @@ def training_state(run: Path, info: modelfile.ModelInfo) -> dict:
             "train_seconds": round(state["seconds"])}
 
 
+@dataclass
+class Stage:
+    """One training run of the model's history; a later stage warm-starts from an earlier one."""
+
+    run: Path
+    config: dict
+    training: dict
+    rows: list[dict]
+
+
+def read_stage(run: Path, model: Path) -> Stage:
+    info = modelfile.read_info(model)
+    return Stage(run, info.config, training_state(run, info), loss_rows(run))
+
+
+def joined_losses(stages: list[Stage]) -> tuple[list[dict], dict[int, str]]:
+    """All stages' loss rows on one step axis, and the step where each later stage starts."""
+    rows, marks, offset = [], {}, 0
+    for k, stage in enumerate(stages, 1):
+        if k > 1:
+            marks[offset] = f"stage {k}"
+        rows += [{**r, "step": int(r["step"]) + offset} for r in stage.rows]
+        offset += int(stage.training.get("steps") or 0)
+    return rows, marks
+
+
 # --- images ---------------------------------------------------------------------------------
 
 
-def write_loss_png(rows: list[dict], path: Path) -> Path | None:
+def write_loss_png(stages: list[Stage], path: Path) -> Path | None:
+    rows, marks = joined_losses(stages)
     if not rows:
         return None
-    trainlog.plot_losses(rows, path)
+    trainlog.plot_losses(rows, path, marks)
     return _check_size(path)
 
 
@@ -151,18 +179,18 @@ def _check_size(path: Path) -> Path:
 # --- the card -------------------------------------------------------------------------------
 
 
-def card(g: Path, f: Path | None, run: Path, evaluation: dict | None, yardstick: dict | None,
-         images: dict[str, Path | None], hardware: str | None, notes: str, fp16: float | None) -> str:
+def card(g: Path, f: Path | None, stages: list[Stage], evaluation: dict | None,
+         yardstick: dict | None, images: dict[str, Path | None], hardware: str | None, notes: str,
+         fp16: float | None) -> str:
     info = modelfile.read_info(g)
-    cfg, tr = info.config, training_state(run, info)
-    sizes = data_sizes(cfg)
+    cfg = stages[-1].config
     parts = [
         _header(g, f, info),
-        _recipe(cfg),
-        _data(cfg, sizes),
-        _training(cfg, tr, hardware, images.get("losses")),
-        _evaluation(evaluation, images.get("samples"), g, f, run),
-        _yardstick(yardstick),
+        _recipe(stages),
+        _data(stages, data_sizes(cfg)),
+        _training(stages, hardware, images.get("losses")),
+        _evaluation(evaluation, images.get("samples"), g, f, stages[-1].run),
+        _yardstick(yardstick, g, stages[-1].run),
         _weaknesses(cfg, evaluation, yardstick, fp16, notes),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -191,38 +219,61 @@ def _header(g: Path, f: Path | None, info: modelfile.ModelInfo) -> str:
     ])
 
 
-def _recipe(cfg: dict) -> str:
-    if not cfg:
+def _recipe(stages: list[Stage]) -> str:
+    if not any(s.config for s in stages):
         return "## Recipe\n\nThe model file holds no training config."
     keys = ("recipe", "generator", "generator_kwargs", "gan_loss", "crop", "load_size", "batch_size",
             "epochs", "decay_epochs", "max_steps", "lr", "beta1", "beta2", "lambda_cycle",
             "lambda_identity", "pool_size", "seed", "warm_start")
-    rows = [f"| {k} | `{json.dumps(cfg[k])}` |" for k in keys if k in cfg]
-    return "\n".join(["## Recipe", "", "| setting | value |", "|---|---|", *rows])
+    columns = ["value"] if len(stages) == 1 else [f"stage {k}" for k in range(1, len(stages) + 1)]
+    rows = [f"| {key} | " + " | ".join(_setting(s, key, stages) for s in stages) + " |"
+            for key in keys if any(key in s.config for s in stages)]
+    return "\n".join(["## Recipe", "", f"| setting | {' | '.join(columns)} |",
+                      "|---" * (len(columns) + 1) + "|", *rows])
 
 
-def _data(cfg: dict, sizes: dict[str, int]) -> str:
+def _setting(stage: Stage, key: str, stages: list[Stage]) -> str:
+    if key not in stage.config:
+        return ""
+    origin = _warm_start_stage(stage, stages) if key == "warm_start" else None
+    return f"G and F of stage {origin}" if origin else f"`{json.dumps(stage.config[key])}`"
+
+
+def _warm_start_stage(stage: Stage, stages: list[Stage]) -> int | None:
+    """Which earlier stage's run folder `stage` took its generators from, if any."""
+    folders = {Path(p).resolve().parent for p in stage.config.get("warm_start") or []}
+    for k, earlier in enumerate(stages, 1):
+        if folders == {earlier.run.resolve()}:
+            return k
+    return None
+
+
+def _data(stages: list[Stage], sizes: dict[str, int]) -> str:
+    cfg = stages[-1].config
     if not sizes:
         return f"## Data\n\n`{cfg.get('data') or cfg.get('data_a')}` (not found now: sizes unknown)."
     described = ", ".join(f"{split} {n}" for split, n in sizes.items())
+    crops = [f"resized the shorter side to {s.config.get('load_size')} px, then took random "
+             f"{s.config.get('crop')} px crops, mirrored at random" for s in stages]
+    crops = "; ".join(f"{'training' if len(stages) == 1 else f'stage {k}'} {c}"
+                      for k, c in enumerate(crops, 1))
     return (f"## Data\n\n`{cfg['data']}` ({described}): A = Van Gogh paintings, B = photos, mostly "
             "landscapes (see the data set's SOURCE.md). Training used trainA and trainB only; valA and "
-            "valB are held out for the numbers below. Images are resized so the shorter side is "
-            f"{cfg.get('load_size')} px, then randomly cropped to {cfg.get('crop')} px and mirrored.")
+            f"valB are held out for the numbers below. {crops[0].upper()}{crops[1:]}.")
 
 
-def _training(cfg: dict, tr: dict, hardware: str | None, loss_png: Path | None) -> str:
-    steps, seconds = tr.get("steps"), tr.get("train_seconds")
+def _training(stages: list[Stage], hardware: str | None, loss_png: Path | None) -> str:
     lines = ["## Training", ""]
-    planned = cfg.get("epochs")
-    lines.append(f"- {tr.get('epochs', '?')} full epochs of {planned} planned, {steps} steps "
-                 f"(batch {cfg.get('batch_size')})" + (f", stopped by max_steps {cfg['max_steps']}"
-                                                       if cfg.get("max_steps") else ""))
-    if seconds:
-        took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-        lines.append(f"- time in training steps: {took} ({steps / seconds:.2f} steps/s)")
-    lines.append(f"- hardware: {hardware or _hardware(tr.get('device', '?'))}")
-    final = tr.get("final_losses") or {}
+    for k, stage in enumerate(stages, 1):
+        lines.append(("- " if len(stages) == 1 else f"- stage {k}, {_origin(stage, stages)}: ")
+                     + _stage_summary(stage))
+    steps = sum(int(s.training.get("steps") or 0) for s in stages)
+    seconds = sum(s.training.get("train_seconds") or 0 for s in stages)
+    if len(stages) > 1:
+        lines.append(f"- in all: {steps} steps, {_duration(seconds)} in training steps")
+    device = stages[-1].training.get("device", "?")
+    lines.append(f"- hardware: {hardware or _hardware(device)}")
+    final = stages[-1].training.get("final_losses") or {}
     if final:
         lines += ["", ("Final losses (mean of the last 50 logged rows; cycle and identity are L1 in "
                   "[-1, 1] units, adversarial and discriminator are least squares):"), "",
@@ -231,6 +282,30 @@ def _training(cfg: dict, tr: dict, hardware: str | None, loss_png: Path | None) 
     if loss_png:
         lines += ["", f"![loss curves]({loss_png.name})"]
     return "\n".join(lines)
+
+
+def _origin(stage: Stage, stages: list[Stage]) -> str:
+    recipe = f"`{stage.config.get('recipe', '?')}`"
+    k = _warm_start_stage(stage, stages)
+    if k:
+        return f"{recipe}, warm-started from stage {k}'s G and F with fresh discriminators"
+    return f"{recipe}, from scratch" if not stage.config.get("warm_start") else f"{recipe}, warm-started"
+
+
+def _stage_summary(stage: Stage) -> str:
+    cfg, tr = stage.config, stage.training
+    steps, seconds = tr.get("steps"), tr.get("train_seconds")
+    text = (f"{tr.get('epochs', '?')} full epochs of {cfg.get('epochs')} planned, {steps} steps "
+            f"(batch {cfg.get('batch_size')})")
+    if cfg.get("max_steps"):
+        text += f", stopped by max_steps {cfg['max_steps']}"
+    if seconds:
+        text += f"; {_duration(seconds)} in training steps ({steps / seconds:.2f} steps/s)"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def _hardware(device: str) -> str:
@@ -253,8 +328,8 @@ def _evaluation(ev: dict | None, samples: Path | None, g: Path, f: Path | None, 
     if ev.get("model_hash") != modelfile.file_hash(g):
         original = run / "model.safetensors"
         same = original.is_file() and ev.get("model_hash") == modelfile.file_hash(original)
-        source = (f" (measured on `{ev['model']}`, "
-                  + ("the FP32 original of this file)" if same else "NOT this model: rerun it)"))
+        source = (" (measured on the training run's FP32 `model.safetensors`)" if same
+                  else f" (measured on `{ev['model']}`, NOT this model: rerun it)")
     lines = ["## Held-out evaluation", "",
              (f"`vidgan eval` on {ev['photos']} valB photos and {ev['paintings']} valA paintings, "
              f"center-cropped to {ev['size']} px{source}; L1 is the mean absolute difference in [-1, 1] "
@@ -265,7 +340,16 @@ def _evaluation(ev: dict | None, samples: Path | None, g: Path, f: Path | None, 
     return "\n".join(lines)
 
 
-def _yardstick(y: dict | None) -> str:
+def _measured_model(model: str, g: Path, run: Path) -> str:
+    path = Path(model).resolve()
+    if path == g.resolve():
+        return "this file"
+    if path == (run / "model.safetensors").resolve():
+        return "the training run's FP32 `model.safetensors`"
+    return f"`{model}`"
+
+
+def _yardstick(y: dict | None, g: Path, run: Path) -> str:
     if y is None:
         return "## Yardstick\n\nNot run: `python benchmarks/yardstick.py --model MODEL`."
     j, s, u, t = y["judge"], y["stylized"], y["untouched"], y["tinted"]
@@ -274,7 +358,7 @@ def _yardstick(y: dict | None) -> str:
         (f"A small painting-vs-photo classifier trained on trainA vs trainB only (never a training "
         f"signal) scores {j['balanced_accuracy']:.1%} balanced accuracy on the held-out valA/valB "
         f"({j['valA_called_painting']:.0%} of paintings, {j['valB_called_photo']:.0%} of photos right)."),
-        "", f"On {y['photos']} valB photos, stylized by `{y['model']}`:", "",
+        "", f"On {y['photos']} valB photos, stylized by {_measured_model(y['model'], g, run)}:", "",
         "| images | judged paintings | luminance SSIM to the photo (mean, 10th pct.) |", "|---|---|---|",
         f"| stylized by this model | {s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |",
         f"| untouched photos | {u['called_painting']:.0%} | {u['ssim_mean']:.3f}, {u['ssim_p10']:.3f} |",
@@ -315,6 +399,8 @@ def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="the training run folder")
+    parser.add_argument("--earlier", type=Path, action="append", default=[],
+                        help="an earlier run this one warm-started from (repeat, oldest first)")
     parser.add_argument("--bundle", action="store_true", help="first convert RUN's G and F to FP16 in --weights")
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="where the card and the bundled files go")
     parser.add_argument("--eval", type=Path, default=REPO / "runs" / "eval" / "eval.json", dest="evaluation",
@@ -323,8 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hardware", help="where it trained, e.g. '2-core Xeon CPU' (default: this machine)")
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations added to the weaknesses")
     args = parser.parse_args(argv)
-    if not args.run.is_dir():
-        fail(f"run folder {args.run} does not exist")
+    for run in (*args.earlier, args.run):
+        if not run.is_dir():
+            fail(f"run folder {run} does not exist")
     args.weights.mkdir(parents=True, exist_ok=True)
     if args.bundle:
         bundle(args.run, args.weights)
@@ -335,11 +422,16 @@ def main(argv: list[str] | None = None) -> None:
     evaluation, yardstick = read_json(args.evaluation), read_json(args.yardstick)
     val_photo = next(iter(sorted(Path(evaluation["photos_folder"]).glob("*"))), None) if evaluation else None
     fp16 = fp16_error(args.run / "model.safetensors", g, val_photo) if (args.run / "model.safetensors").is_file() else None
-    images = {"losses": write_loss_png(loss_rows(args.run), args.weights / LOSS_PNG),
+    for run in args.earlier:
+        if not (run / "model.safetensors").is_file():
+            fail(f"{run / 'model.safetensors'} does not exist: `vidgan train --export-only CKPT` writes it")
+    stages = [read_stage(run, run / "model.safetensors") for run in args.earlier]
+    stages.append(read_stage(args.run, g))
+    images = {"losses": write_loss_png(stages, args.weights / LOSS_PNG),
               "samples": write_samples_jpg(Path(evaluation["grid"]), args.weights / SAMPLES_JPG)
               if evaluation and evaluation.get("grid") else None}
     notes = args.notes.read_text() if args.notes else ""
-    text = card(g, f if f.is_file() else None, args.run, evaluation, yardstick, images, args.hardware, notes, fp16)
+    text = card(g, f if f.is_file() else None, stages, evaluation, yardstick, images, args.hardware, notes, fp16)
     out = args.weights / "MODEL_CARD.md"
     tmp = out.with_suffix(".partial")
     tmp.write_text(text)

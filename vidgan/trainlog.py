@@ -249,7 +249,8 @@ def save_image(chw: torch.Tensor, path: Path) -> None:
     tmp.replace(path)
 
 
-def plot_losses(rows: list[dict], path: Path) -> None:
+def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = None) -> None:
+    """Smoothed loss curves, three panels; `marks` draws a labelled line at each given step."""
     if not rows:
         return
     import matplotlib
@@ -268,6 +269,10 @@ def plot_losses(rows: list[dict], path: Path) -> None:
         for k in keys:
             if k in rows[0] and rows[0][k] not in ("", None):
                 ax.plot(steps, _smooth([float(r[k]) for r in rows]), label=k)
+        for step, label in (marks or {}).items():
+            ax.axvline(step, color="gray", linestyle="--", linewidth=1)
+            ax.annotate(label, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                        textcoords="offset points", color="gray")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend()
