@@ -376,8 +376,8 @@ def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, 
     items = [
         ("Photos of people, animals and indoor scenes are far from the mostly-landscape training "
         "photos; expect weaker, blotchier results there (the original project saw the same)."),
-        (f"Trained on {cfg.get('crop', '?')} px crops of images shrunk to {cfg.get('load_size', '?')} px: "
-        "the brush texture is sized for scenes that small. A processing height of a few hundred "
+        (f"Trained on {cfg.get('crop', '?')} px crops of images {cfg.get('load_size', '?')} px on the "
+        "shorter side: the brush texture is sized for scenes at that scale. A processing height of a few hundred "
         "pixels (`--height`) gives larger strokes than full HD."),
         "Frame by frame it flickers on video: use `--stabilize` and measure with `vidgan eval --video`.",
     ]
