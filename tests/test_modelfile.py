@@ -97,7 +97,7 @@ def test_missing_bundled_model_says_what_to_do(tmp_path, monkeypatch):
 def test_bundled_pair_loads_runs_and_fits_the_size_limit():
     G, info = modelfile.load_model()
     inverse = modelfile.BUNDLED.with_name(modelfile.BUNDLED.stem + "-F.safetensors")
-    F, info_f = modelfile.load_model(inverse)
+    _, info_f = modelfile.load_model(inverse)
     assert (info.direction, info_f.direction) == ("photo->painting", "painting->photo")
     assert modelfile.BUNDLED.stat().st_size + inverse.stat().st_size <= 10 * 1000 * 1000
     x = torch.rand(1, 3, 64, 96) * 2 - 1
