@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vidgan import modelfile, recipes, training
+from vidgan import modelfile, recipes, training, trainlog
 from vidgan.errors import VidganError
 
 TINY_RECIPE = """
@@ -178,7 +178,7 @@ def _resume_chain(recipe, data, run, stops, total, **overrides) -> None:
 def _assert_same_losses(a: list[dict], b: list[dict]) -> None:
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
-        for k in training.LOSS_NAMES:
+        for k in trainlog.LOSS_NAMES:
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-4, abs=1e-5), (ra["step"], k)
 
 
@@ -246,7 +246,7 @@ def test_cuda_mixed_precision_run(tmp_path, recipe, dataset):
     cfg = tiny_config(recipe, dataset, tmp_path / "run", max_steps=4, device="cuda")
     training.train(cfg)
     assert all(
-        np.isfinite(float(r[k])) for r in loss_rows(tmp_path / "run") for k in training.LOSS_NAMES
+        np.isfinite(float(r[k])) for r in loss_rows(tmp_path / "run") for k in trainlog.LOSS_NAMES
     )
     gan = training.CycleGAN(cfg, torch.device("cuda"))
     assert gan.amp_dtype in (torch.bfloat16, torch.float16)

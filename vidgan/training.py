@@ -24,8 +24,6 @@ from torch import nn
 from vidgan import data, modelfile, models
 from vidgan.errors import VidganError
 
-LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x", "tv_y", "tv_x")
-
 
 @dataclass
 class TrainConfig:

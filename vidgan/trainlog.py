@@ -19,21 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vidgan import data, frames
 
-COLUMNS = (
-    "epoch",
-    "step",
-    "lr_factor",
-    "adv_g",
-    "adv_f",
-    "cycle_x",
-    "cycle_y",
-    "idt_x",
-    "idt_y",
-    "d_y",
-    "d_x",
-    "tv_y",
-    "tv_x",
-)
+LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x", "tv_y", "tv_x")
+COLUMNS = ("epoch", "step", "lr_factor", *LOSS_NAMES)
 PLAIN_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
@@ -181,7 +168,7 @@ def final_losses(csv_path: Path, up_to_step: int) -> dict:
 def _mean_losses(rows: list[dict]) -> dict:
     tail = rows[-50:]
     means = {}
-    for k in COLUMNS[3:]:
+    for k in LOSS_NAMES:
         values = [float(r[k]) for r in tail if r.get(k) not in (None, "")]
         if values:
             means[k] = round(sum(values) / len(values), 4)
