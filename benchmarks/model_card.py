@@ -295,8 +295,10 @@ def _origin(stage: Stage, stages: list[Stage]) -> str:
 def _stage_summary(stage: Stage) -> str:
     cfg, tr = stage.config, stage.training
     steps, seconds = tr.get("steps"), tr.get("train_seconds")
-    text = (f"{tr.get('epochs', '?')} full epochs of {cfg.get('epochs')} planned, {steps} steps "
-            f"(batch {cfg.get('batch_size')})")
+    full, planned = tr.get("epochs", "?"), cfg.get("epochs")
+    epochs = (f"{full} full epochs of {planned} planned" if full != 0 else
+              "part of the first epoch" + (f" of {planned} planned" if planned != 1 else ""))
+    text = f"{epochs}, {steps} steps (batch {cfg.get('batch_size')})"
     if cfg.get("max_steps"):
         text += f", stopped by max_steps {cfg['max_steps']}"
     if seconds:
@@ -361,6 +363,7 @@ def _yardstick(y: dict | None, g: Path, run: Path) -> str:
         "", f"On {y['photos']} valB photos, stylized by {_measured_model(y['model'], g, run)}:", "",
         "| images | judged paintings | luminance SSIM to the photo (mean, 10th pct.) |", "|---|---|---|",
         f"| stylized by this model | {s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |",
+        *_unseen_row(y),
         f"| untouched photos | {u['called_painting']:.0%} | {u['ssim_mean']:.3f}, {u['ssim_p10']:.3f} |",
         (f"| photos recoloured to the paintings' palette | {t['called_painting']:.0%} | "
         f"{t['ssim_mean']:.3f}, {t['ssim_p10']:.3f} |"),
@@ -370,6 +373,15 @@ def _yardstick(y: dict | None, g: Path, run: Path) -> str:
         "both targets together (judged a painting AND structure kept) say something."),
         "", f"Targets: at least 80% judged paintings and SSIM at least 0.5. {y['verdict']}",
     ])
+
+
+def _unseen_row(y: dict) -> list[str]:
+    """The photos that no choice of recipe looked at (yardstick.py --chosen-on N)."""
+    if "stylized_unseen" not in y:
+        return []
+    s, n = y["stylized_unseen"], y["chosen_on"]
+    return [f"| the same, photos {n + 1}-{y['photos']} only: no recipe choice saw them | "
+            f"{s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |"]
 
 
 def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, notes: str) -> str:

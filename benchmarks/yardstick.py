@@ -12,6 +12,9 @@ It is a yardstick, never a training signal: nothing in vidgan/ imports this file
 
     python benchmarks/yardstick.py               # train (or load the cached) judge, its accuracy
     python benchmarks/yardstick.py --model M     # judge M on every valB photo -> results/yardstick.json
+
+Quick checks while choosing a recipe read only the first N valB photos (`--limit N`); judging the
+chosen model with `--chosen-on N` gives the other photos apart too, the number no choice has seen.
 """
 
 from __future__ import annotations
@@ -252,7 +255,7 @@ def judge_pairs(judge: Judge, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dic
             "ssim_at_least_0.5": round(float((ssim >= TARGET_SSIM).mean()), 4)}
 
 
-def measure(model: Path, data: Path, judge: Judge, limit: int | None) -> dict:
+def measure(model: Path, data: Path, judge: Judge, limit: int | None, chosen_on: int = 0) -> dict:
     paths = sorted(p for p in (data / "valB").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
     print(f"stylizing {len(paths)} valB photos with {model}")
     pairs = stylize_all(model, paths)
@@ -260,6 +263,8 @@ def measure(model: Path, data: Path, judge: Judge, limit: int | None) -> dict:
     return {
         "model": str(model), "photos": len(paths),
         "stylized": judge_pairs(judge, pairs),
+        **({"chosen_on": chosen_on, "stylized_unseen": judge_pairs(judge, pairs[chosen_on:])}
+           if 0 < chosen_on < len(pairs) else {}),
         "untouched": judge_pairs(judge, [(photo, photo) for photo, _ in pairs]),
         "tinted": judge_pairs(judge, [(photo, tint(photo, mean, std)) for photo, _ in pairs]),
         "noisy": judge_pairs(judge, [(photo, noisy(photo, seed=i)) for i, (photo, _) in enumerate(pairs)]),
@@ -269,12 +274,23 @@ def measure(model: Path, data: Path, judge: Judge, limit: int | None) -> dict:
 
 def verdict(result: dict) -> str:
     s, u, t, n = result["stylized"], result["untouched"], result["tinted"], result["noisy"]
-    ok = s["called_painting"] >= TARGET_PAINTING and s["ssim_mean"] >= TARGET_SSIM
-    return (f"yardstick {'PASS' if ok else 'FAIL'}: {s['called_painting']:.0%} of {result['photos']} valB "
+    return (f"yardstick {_pass(s)}: {s['called_painting']:.0%} of {result['photos']} valB "
             f"outputs judged paintings (target >= {TARGET_PAINTING:.0%}), luminance SSIM {s['ssim_mean']:.3f} "
-            f"(target >= {TARGET_SSIM}); baselines: untouched {u['called_painting']:.0%}, tinted "
+            f"(target >= {TARGET_SSIM}){_unseen(result)}; baselines: untouched {u['called_painting']:.0%}, tinted "
             f"{t['called_painting']:.0%} (SSIM {t['ssim_mean']:.3f}), noisy {n['called_painting']:.0%} "
             f"(SSIM {n['ssim_mean']:.3f}) judged paintings")
+
+
+def _pass(s: dict) -> str:
+    return "PASS" if s["called_painting"] >= TARGET_PAINTING and s["ssim_mean"] >= TARGET_SSIM else "FAIL"
+
+
+def _unseen(result: dict) -> str:
+    if "stylized_unseen" not in result:
+        return ""
+    s, n = result["stylized_unseen"], result["photos"] - result["chosen_on"]
+    return (f"; on the {n} photos after the first {result['chosen_on']} (unseen by the recipe's choice) "
+            f"{_pass(s)}: {s['called_painting']:.0%}, SSIM {s['ssim_mean']:.3f}")
 
 
 def describe_judge(acc: dict) -> str:
@@ -289,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="G's model file (photo -> painting) to judge")
     parser.add_argument("--data", type=Path, default=DATA, help="vangogh2photo layout (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="only the first N valB photos (a quick check)")
+    parser.add_argument("--chosen-on", type=int, default=0, metavar="N",
+                        help="the recipe was chosen on the first N valB photos: give the rest apart too")
     parser.add_argument("--retrain", action="store_true", help="train the judge again")
     args = parser.parse_args(argv)
     if not (args.data / "trainA").is_dir():
@@ -299,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     print(describe_judge(accuracy))
     if args.model is None:
         return
-    result = measure(args.model, args.data, judge, args.limit)
+    result = measure(args.model, args.data, judge, args.limit, args.chosen_on)
     from vidgan.bench import write_result
 
     path = write_result("yardstick", {"judge": accuracy, **result, "verdict": verdict(result)})

@@ -73,3 +73,21 @@ def test_augment_gives_crops_in_range(yardstick):
     assert out.shape == (4, 3, crop, crop) and out.min() >= -1 and out.max() <= 1
     again = yardstick.augment(batch, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)  # deterministic for a seed
+
+
+def test_measure_gives_the_photos_after_the_chosen_ones_apart(yardstick, tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    for folder, count in (("trainA", 2), ("valB", 5)):
+        (tmp_path / folder).mkdir()
+        for i in range(count):
+            image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            Image.fromarray(image).save(tmp_path / folder / f"{i}.png")
+    judge = yardstick.Judge(yardstick.RECIPE["widths"]).eval()
+
+    result = yardstick.measure(tiny_model, tmp_path, judge, None, chosen_on=3)
+
+    last_two = yardstick.stylize_all(tiny_model, sorted((tmp_path / "valB").iterdir())[3:])
+    ssim = np.mean([yardstick.luminance_ssim(photo, out) for photo, out in last_two])
+    assert result["stylized_unseen"]["ssim_mean"] == pytest.approx(ssim, abs=1e-4)
+    assert "on the 2 photos after the first 3" in yardstick.verdict(result)
+    assert "stylized_unseen" not in yardstick.measure(tiny_model, tmp_path, judge, None)
