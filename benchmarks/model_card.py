@@ -380,8 +380,8 @@ def _unseen_row(y: dict) -> list[str]:
     if "stylized_unseen" not in y:
         return []
     s, n = y["stylized_unseen"], y["chosen_on"]
-    return [f"| the same, photos {n + 1}-{y['photos']} only: no recipe choice saw them | "
-            f"{s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |"]
+    return [(f"| the same, photos {n + 1}-{y['photos']} only: no recipe choice saw them | "
+             f"{s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |")]
 
 
 def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, notes: str) -> str:
