@@ -57,6 +57,20 @@ def test_writer_pads_odd_sizes_to_even(tmp_path):
     assert np.abs(got[47].astype(int) - got[46]).mean() < 12
 
 
+def test_writer_keeps_colours(tmp_path):
+    out = tmp_path / "colours.mp4"
+    colours = [(220, 30, 30), (30, 200, 40), (40, 50, 210), (240, 220, 60)]  # R, G, B, yellow
+    image = np.zeros((48, 64, 3), np.uint8)
+    for i, c in enumerate(colours):
+        image[:, i * 16:(i + 1) * 16] = c
+    with video.VideoWriter(out, 64, 48, Fraction(10), crf=0) as w:
+        w.write(image)
+    frames, _ = _decoded(out)
+    got = frames[0].to_ndarray(format="rgb24").astype(int)
+    for i, c in enumerate(colours):  # the middle of each bar, away from chroma subsampling's edges
+        assert np.abs(got[8:40, i * 16 + 4:i * 16 + 12] - c).max() <= 3, c
+
+
 def test_writer_output_appears_only_on_close(tmp_path):
     out = tmp_path / "out.mp4"
     w = video.VideoWriter(out, 64, 48, Fraction(12))
