@@ -224,7 +224,7 @@ def _recipe(stages: list[Stage]) -> str:
         return "## Recipe\n\nThe model file holds no training config."
     keys = ("recipe", "generator", "generator_kwargs", "gan_loss", "crop", "load_size", "batch_size",
             "epochs", "decay_epochs", "max_steps", "lr", "beta1", "beta2", "lambda_cycle",
-            "lambda_identity", "pool_size", "seed", "warm_start")
+            "lambda_identity", "lambda_tv", "pool_size", "seed", "warm_start")
     columns = ["value"] if len(stages) == 1 else [f"stage {k}" for k in range(1, len(stages) + 1)]
     rows = [f"| {key} | " + " | ".join(_setting(s, key, stages) for s in stages) + " |"
             for key in keys if any(key in s.config for s in stages)]
@@ -424,6 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     for run in (*args.earlier, args.run):
         if not run.is_dir():
             fail(f"run folder {run} does not exist")
+    for run in args.earlier:
+        if not (run / "model.safetensors").is_file():
+            fail(f"{run / 'model.safetensors'} does not exist: `vidgan train --export-only CKPT` writes it")
     args.weights.mkdir(parents=True, exist_ok=True)
     if args.bundle:
         bundle(args.run, args.weights)
@@ -434,9 +437,6 @@ def main(argv: list[str] | None = None) -> None:
     evaluation, yardstick = read_json(args.evaluation), read_json(args.yardstick)
     val_photo = next(iter(sorted(Path(evaluation["photos_folder"]).glob("*"))), None) if evaluation else None
     fp16 = fp16_error(args.run / "model.safetensors", g, val_photo) if (args.run / "model.safetensors").is_file() else None
-    for run in args.earlier:
-        if not (run / "model.safetensors").is_file():
-            fail(f"{run / 'model.safetensors'} does not exist: `vidgan train --export-only CKPT` writes it")
     stages = [read_stage(run, run / "model.safetensors") for run in args.earlier]
     stages.append(read_stage(args.run, g))
     images = {"losses": write_loss_png(stages, args.weights / LOSS_PNG),
