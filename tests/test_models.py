@@ -9,7 +9,8 @@ from vidgan import frames, models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = {"fast": {"ngf": 4, "n_blocks": 1}, "resnet": {"ngf": 4, "n_blocks": 2}, "unet": {"ngf": 4}}
+TINY = {"fast": {"ngf": 4, "n_blocks": 1}, "resnet": {"ngf": 4, "n_blocks": 2}, "unet": {"ngf": 4},
+        "realtime": {"width": 8, "n_blocks": 1, "n_context": 1, "expand": 2}}
 
 
 def _stylize(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +77,15 @@ def test_fast_is_at_least_4x_cheaper_than_resnet(hw):
     with torch.device("meta"):
         fast, resnet = models.build("fast"), models.build("resnet")
     assert models.gflops(resnet, *hw) >= 4 * models.gflops(fast, *hw)
+
+
+def test_realtime_student_keeps_its_layout_and_is_at_least_25x_cheaper_than_fast():
+    # The bundled student holds these exact tensors; its cost is what makes a CPU real time.
+    with torch.device("meta"):
+        student, fast = models.build("realtime"), models.build("fast")
+    assert models.count_parameters(student) == 150_460
+    assert student.multiple == 8
+    assert models.gflops(fast, 360, 640) >= 25 * models.gflops(student, 360, 640)
 
 
 def test_gflops_counts_convolutions_and_leaves_the_model_alone():
