@@ -340,7 +340,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         total = min(total, cfg.max_steps)
     log = TrainLog(out, cfg, val, enabled=rank == 0, start_step=state["step"], total_steps=total)
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    stop = _StopFlag()
+    stop = StopFlag()
     try:
         while state["step"] < total and not stop.check(world, device):
             epoch = state["epoch"]
@@ -450,7 +450,7 @@ def _ignore_sigint(_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class _StopFlag:
+class StopFlag:
     """Set by Ctrl-C or SIGTERM: the step in flight finishes, a checkpoint is written.
 
     A second Ctrl-C stops at once. Signals within a second of the first count as the same one:

@@ -10,6 +10,7 @@ plus progress with steps/s and ETA: a live bar on a terminal, else a plain line 
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -24,12 +25,48 @@ COLUMNS = ("epoch", "step", "lr_factor", *LOSS_NAMES)
 PLAIN_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
-class TrainLog:
-    """Progress, loss rows, samples and plots of one run; does nothing on DDP ranks other than 0.
+class StepProgress:
+    """Steps done, rate and ETA: a live bar on a terminal, else a plain line every PLAIN_EVERY s
+    (a log file or a job scheduler would only get a live bar's last frame)."""
 
-    On a terminal: a live progress bar. Otherwise (a log file, a job scheduler): a plain line
-    every PLAIN_EVERY seconds, since a live bar would only be rendered once, at the end.
-    """
+    def __init__(self, label: str, total: int, say, start: int = 0, first_line: str = "",
+                 unit: str = "step"):
+        self.label, self.total, self.say, self.start, self.unit = label, total, say, start, unit
+        self.console = Console(stderr=True)
+        self.started = self.last_line = time.monotonic()
+        self.bar = None
+        if self.console.is_terminal:
+            self.bar = Progress(
+                TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.2f} it/s"), TimeRemainingColumn(),
+                TextColumn("{task.fields[brief]}"), console=self.console,
+            )
+            self.task = self.bar.add_task(label, total=total, completed=start, rate=0.0, brief="")
+            self.bar.start()
+        else:
+            say(f"{first_line or label}; a progress line every {PLAIN_EVERY:.0f} s")
+
+    def update(self, done: int, brief: str = "", full: str = "", where: str = "") -> None:
+        """brief: beside the bar; where and full: before and after the rate in a plain line."""
+        now = time.monotonic()
+        rate = (done - self.start) / max(now - self.started, 1e-9)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, rate=rate, brief=brief)
+        elif now - self.last_line >= PLAIN_EVERY or done == self.total:
+            self.last_line = now
+            eta = (self.total - done) / max(rate, 1e-9)
+            where = f"{where}  " if where else ""
+            line = (f"{self.unit} {done}/{self.total} ({100 * done / self.total:.1f}%)  {where}"
+                    f"{rate:.2f} it/s  ETA {duration(eta)}  {full or brief}")
+            self.say(line.rstrip())
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class TrainLog:
+    """Progress, loss rows, samples and plots of one run; does nothing on DDP ranks other than 0."""
 
     def __init__(
         self,
@@ -53,28 +90,11 @@ class TrainLog:
         self.rows = _read_rows(self.csv_path, up_to_step=start_step)
         self._rewrite_csv()
         self.tb = _tensorboard(out / "tb")
-        self.start_step, self.total = start_step, total_steps
-        self.started = self.last_line = time.monotonic()
-        self.progress = None
-        if self.console.is_terminal:
-            self.progress = Progress(
-                TextColumn("[bold]train[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.2f} it/s"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[losses]}"),
-                console=self.console,
-            )
-            self.task = self.progress.add_task(
-                "train", total=total_steps, completed=start_step, rate=0.0, losses=""
-            )
-            self.progress.start()
-        else:
-            self.say(
-                f"training {cfg.generator} from step {start_step} to {total_steps}; "
-                f"a progress line every {PLAIN_EVERY:.0f} s"
-            )
+        self.total = total_steps
+        self.progress = StepProgress(
+            "train", total_steps, self.say, start=start_step,
+            first_line=f"training {cfg.generator} from step {start_step} to {total_steps}",
+        )
 
     def say(self, message: str) -> None:
         if self.enabled:
@@ -86,20 +106,8 @@ class TrainLog:
             return
         if state["step"] % self.cfg.log_every == 0:
             self._log_row(state, losses)
-        now = time.monotonic()
-        rate = (state["step"] - self.start_step) / max(now - self.started, 1e-9)
-        if self.progress is not None:
-            self.progress.update(
-                self.task, completed=state["step"], rate=rate, losses=self._loss_text(brief=True)
-            )
-        elif now - self.last_line >= PLAIN_EVERY:
-            self.last_line = now
-            eta = (self.total - state["step"]) / max(rate, 1e-9)
-            line = (
-                f"step {state['step']}/{self.total} ({100 * state['step'] / self.total:.1f}%)  "
-                f"epoch {state['epoch'] + 1}  {rate:.2f} it/s  ETA {duration(eta)}  "
-            )
-            self.say((line + self._loss_text()).rstrip())
+        self.progress.update(state["step"], brief=self._loss_text(brief=True),
+                             full=self._loss_text(), where=f"epoch {state['epoch'] + 1}")
 
     def _log_row(self, state: dict, losses: dict[str, torch.Tensor]) -> None:
         from vidgan.training import lr_factor
@@ -148,8 +156,7 @@ class TrainLog:
 
     def close(self) -> None:
         if self.enabled:
-            if self.progress is not None:
-                self.progress.stop()
+            self.progress.close()
             if self.tb:
                 self.tb.close()
 
@@ -203,10 +210,13 @@ def _tensorboard(folder: Path):
 
 def _load_batch(paths: list[Path], size: int) -> torch.Tensor:
     """Images center-cropped to size x size as an NCHW batch in [-1, 1]."""
+    return _fit_batch([data.load_rgb(p) for p in paths], size)
+
+
+def _fit_batch(images: list, size: int) -> torch.Tensor:
     from PIL import ImageOps
 
-    images = [ImageOps.fit(data.load_rgb(p), (size, size)) for p in paths]
-    return torch.stack([data.to_tensor(im) for im in images])
+    return torch.stack([data.to_tensor(ImageOps.fit(im, (size, size))) for im in images])
 
 
 @torch.no_grad()
@@ -238,8 +248,17 @@ def save_image(chw: torch.Tensor, path: Path) -> None:
     tmp.replace(path)
 
 
-def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = None) -> None:
-    """Smoothed loss curves, three panels; `marks` draws a labelled line at each given step."""
+CYCLEGAN_PANELS = (
+    ("adversarial (G, F)", ("adv_g", "adv_f")),
+    ("cycle, identity L1 and total variation",
+     ("cycle_x", "cycle_y", "idt_x", "idt_y", "tv_y", "tv_x")),
+    ("discriminators", ("d_y", "d_x")),
+)
+
+
+def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = None,
+                panels=CYCLEGAN_PANELS) -> None:
+    """Smoothed loss curves, a panel per (title, names); `marks` labels a line at given steps."""
     if not rows:
         return
     import matplotlib
@@ -248,14 +267,8 @@ def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = Non
     import matplotlib.pyplot as plt
 
     steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    groups = (
-        ("adversarial (G, F)", ("adv_g", "adv_f")),
-        ("cycle, identity L1 and total variation",
-         ("cycle_x", "cycle_y", "idt_x", "idt_y", "tv_y", "tv_x")),
-        ("discriminators", ("d_y", "d_x")),
-    )
-    for ax, (title, keys) in zip(axes, groups):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
         for k in keys:
             logged = [(s, float(r[k])) for s, r in zip(steps, rows) if r.get(k) not in ("", None)]
             if logged:  # runs from before a loss existed have no column for it
@@ -283,3 +296,85 @@ def _smooth(values: list[float], window: int = 20) -> list[float]:
             acc -= values[i - window]
         out.append(acc / min(i + 1, window))
     return out
+
+
+DISTILL_LOSSES = ("l1", "grad", "temporal")
+DISTILL_PANELS = (("student vs teacher: pixel and gradient L1", ("l1", "grad")),
+                  ("temporal: student(warp(x)) vs warp(student(x))", ("temporal",)))
+
+
+class DistillLog:
+    """A distillation run's progress, losses.csv, losses.png and samples/ (photo | teacher |
+    student on fixed held-out photos)."""
+
+    COLUMNS = ("step", "lr_factor", *DISTILL_LOSSES)
+
+    def __init__(self, out: Path, cfg, start_step: int, total_steps: int):
+        self.out, self.cfg = out, cfg
+        self.console = Console(stderr=True)
+        out.mkdir(parents=True, exist_ok=True)
+        self.csv_path = out / "losses.csv"
+        self.rows = _read_rows(self.csv_path, up_to_step=start_step)
+        with self.csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        self.start, self.total = start_step, total_steps
+        self.progress = None
+        self.photos = self.teacher = None
+
+    def say(self, message: str) -> None:
+        self.console.print(message, highlight=False, soft_wrap=True)
+
+    def set_samples(self, photos: list[Path], cache) -> None:
+        """Fixed held-out photos and their teacher outputs for the sample grids."""
+        size = self.cfg.load_size
+        self.photos = _load_batch(photos, size)
+        self.teacher = _fit_batch([cache.load(p) for p in photos], size)
+        self.progress = StepProgress(
+            "distill", self.total, self.say, start=self.start,
+            first_line=f"distilling a {self.cfg.student} student from step {self.start} to {self.total}",
+        )
+
+    def step(self, state: dict, losses: dict[str, torch.Tensor], student) -> None:
+        step = state["step"]
+        if step % self.cfg.log_every == 0:
+            factor = 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
+            row = {"step": step, "lr_factor": round(factor, 5)}
+            row.update({k: round(v.item(), 5) for k, v in losses.items()})
+            self.rows.append(row)
+            with self.csv_path.open("a", newline="") as f:
+                csv.DictWriter(f, self.COLUMNS, extrasaction="ignore").writerow(row)
+        if step % self.cfg.sample_every == 0:
+            self.samples(step, student)
+        text = ""
+        if self.rows:
+            r = self.rows[-1]
+            text = f"L1 {_f(r['l1'])} grad {_f(r['grad'])} temporal {_f(r['temporal'])}"
+        self.progress.update(step, brief=text)
+
+    def samples(self, step: int, student) -> None:
+        """samples/step-NNNNNNNNN.png and latest.png; redraws losses.png."""
+        was_training = student.training
+        student.eval()
+        with torch.no_grad():
+            device = next(student.parameters()).device
+            padded, size = frames.pad_to_multiple(self.photos.to(device), student.multiple)
+            out = frames.crop(student(padded), size).cpu()
+        student.train(was_training)
+        grid = torch.cat([torch.cat([p, t, s], dim=2)
+                          for p, t, s in zip(self.photos, self.teacher, out)], dim=1)
+        folder = self.out / "samples"
+        folder.mkdir(exist_ok=True)
+        save_image(grid, folder / f"step-{step:09d}.png")
+        save_image(grid, folder / "latest.png")
+        plot_losses(self.rows, self.out / "losses.png", panels=DISTILL_PANELS)
+
+    def final_losses(self) -> dict:
+        tail = self.rows[-50:]
+        return {k: round(sum(float(r[k]) for r in tail) / len(tail), 4)
+                for k in DISTILL_LOSSES if tail}
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
