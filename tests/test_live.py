@@ -77,6 +77,7 @@ class IdentityBackend:
     """A backend whose model returns its input: the recording then shows the camera's numbers."""
 
     name, device, input_dtype, multiple = "identity", torch.device("cpu"), torch.float32, 4
+    model_name = "identity"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -87,7 +88,7 @@ class SlowBackend:
 
     def __init__(self, inner, delay: float):
         self.inner, self.delay = inner, delay
-        self.name, self.device = f"slow-{inner.name}", inner.device
+        self.name, self.model_name, self.device = f"slow-{inner.name}", inner.model_name, inner.device
         self.input_dtype, self.multiple = inner.input_dtype, inner.multiple
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

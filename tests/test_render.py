@@ -251,7 +251,7 @@ class _FailingBackend:
 
     def __init__(self, inner, exc: BaseException, after: int = 3):
         self.inner = inner
-        self.name, self.device = "failing", self.inner.device
+        self.name, self.model_name, self.device = "failing", inner.model_name, inner.device
         self.input_dtype, self.multiple = self.inner.input_dtype, self.inner.multiple
         self.exc, self.after, self.calls = exc, after, 0
 
@@ -282,7 +282,8 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
         inner = load_backend({str(tiny_model)!r}, "torch", "cpu")
         torch.set_num_threads(1)
         class Slow:
-            name, device, input_dtype, multiple = "slow", inner.device, inner.input_dtype, inner.multiple
+            name, model_name, device = "slow", inner.model_name, inner.device
+            input_dtype, multiple = inner.input_dtype, inner.multiple
             def __call__(self, x):
                 time.sleep(0.05)
                 return inner(x)

@@ -29,6 +29,10 @@ SideBySideOpt = typer.Option(False, "--side-by-side", help="Write before | after
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 StabilizeOpt = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending).")
 StabilizeStrengthOpt = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize.")
+QualityOpt = typer.Option(
+    None, "--quality",
+    help="Bundled model: fast (the real-time student, about 18x the frames/s of best on a CPU, "
+         "softer strokes) or best (the full generator). Default: best; live and demo take fast on a CPU.")
 
 
 @app.command()
@@ -36,11 +40,13 @@ def demo(
     out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip (replaced); demo.png, before above after, goes beside it."),
     camera: str | None = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
     model: Path | None = ModelOpt,
+    quality: str | None = QualityOpt,
     seconds: float = typer.Option(4.0, "--seconds", help="Length of the clip or of the recording."),
 ) -> None:
     """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
     from vidgan.demo import format_result, run_demo
 
+    model = _model(model, quality, None, realtime=True)
     print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds)))
 
 
@@ -49,6 +55,7 @@ def render(
     input: Path = typer.Argument(..., help="The video to stylize."),
     output: Path = typer.Argument(..., help="The stylized video (.mp4, .mkv, .mov)."),
     model: Path | None = ModelOpt,
+    quality: str | None = QualityOpt,
     backend: str = BackendOpt,
     device: str | None = DeviceOpt,
     precision: str = PrecisionOpt,
@@ -68,6 +75,7 @@ def render(
     """Stylize every frame of a video; timestamps and audio are kept."""
     from vidgan.render import render_video
 
+    model = _model(model, quality, device, realtime=False)
     render_video(input, output, model=model, backend=backend, device=device, precision=precision,
                  height=height, output_height=output_height, batch_size=batch_size, codec=codec,
                  crf=crf, preset=preset, start=start, duration=duration, side_by_side=side_by_side,
@@ -79,6 +87,7 @@ def stylize(
     input: Path = typer.Argument(..., help="An image, or a folder of images."),
     output: Path = typer.Argument(..., help="An image file, or a folder (same names as the input's)."),
     model: Path | None = ModelOpt,
+    quality: str | None = QualityOpt,
     backend: str = BackendOpt,
     device: str | None = DeviceOpt,
     precision: str = PrecisionOpt,
@@ -89,6 +98,7 @@ def stylize(
     """Stylize photos: one image or a folder of images (EXIF orientation honoured)."""
     from vidgan.stylize import stylize_images
 
+    model = _model(model, quality, device, realtime=False)
     stylize_images(input, output, model=model, backend=backend, device=device, precision=precision,
                    height=height, side_by_side=side_by_side, overwrite=overwrite)
 
@@ -103,6 +113,7 @@ def live(
     capture_size: str | None = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
     model: Path | None = ModelOpt,
+    quality: str | None = QualityOpt,
     backend: str = BackendOpt,
     device: str | None = DeviceOpt,
     precision: str = PrecisionOpt,
@@ -119,6 +130,7 @@ def live(
     o original, f fullscreen, space pause, r record."""
     from vidgan.live import run_live
 
+    model = _model(model, quality, device, realtime=True)
     run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
              capture_size=capture_size, fps=fps, model=model, backend=backend, device=device,
              precision=precision, height=height, window=not no_window, record=record,
@@ -169,6 +181,47 @@ def train(
     else:
         cfg = recipes.load_config(training.TrainConfig, recipe, overrides)
     training.train(cfg, resume=resume)
+
+
+@app.command()
+def distill(
+    recipe: str | None = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-realtime)."),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Photo -> painting model file to learn from (default: the bundled vangogh-fast)."),
+    data: Path | None = typer.Option(None, "--data", help="CycleGAN layout: photos in trainB, held-out photos in valB."),
+    photos: Path | None = typer.Option(None, "--photos", help="A folder of photos (instead of --data)."),
+    out: Path = typer.Option(Path("runs/realtime"), "--out", help="Run folder: checkpoints, samples, logs, model file."),
+    steps: int | None = typer.Option(None, "--steps", help="Length of the learning-rate schedule."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    crop: int | None = typer.Option(None, "--crop"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    workers: int | None = typer.Option(None, "--workers", help="Data loading processes."),
+    seed: int | None = typer.Option(None, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+) -> None:
+    """Distil a small real-time student from a teacher model file (supervised, CPU-friendly)."""
+    from vidgan import distill as distillation
+    from vidgan import recipes
+
+    overrides = {
+        "teacher": _str(teacher), "data": _str(data), "photos": _str(photos), "out": str(out),
+        "steps": steps, "max_steps": max_steps, "crop": crop, "batch_size": batch_size, "lr": lr,
+        "device": device, "workers": workers, "seed": seed,
+    }
+    if resume:
+        cfg = distillation.resumed_config(out, overrides)
+    else:
+        cfg = recipes.load_config(distillation.DistillConfig, recipe or "vangogh-realtime", overrides)
+    distillation.distill(cfg, resume=resume)
+
+
+def _model(model: Path | None, quality: str | None, device: str | None, realtime: bool) -> Path:
+    """The model file a command runs (see modelfile.choose)."""
+    from vidgan.backends import resolve_device
+    from vidgan.modelfile import choose
+
+    return choose(model, quality, resolve_device(device), realtime)
 
 
 def _str(path: Path | None) -> str | None:
@@ -235,7 +288,7 @@ def bench(
         None, "--sizes", help="WxH list, e.g. 256x256,640x360 (model)."),
     seconds: float | None = typer.Option(None, "--seconds", help="Time per measurement."),
     generator: list[str] | None = typer.Option(
-        None, "--generator", help="Repeatable (model, train): fast, resnet, unet."),
+        None, "--generator", help="Repeatable (model, train): fast, resnet, unet, realtime."),
     batch: int | None = typer.Option(None, "--batch", help="Frames per call (model)."),
     height: list[int] | None = typer.Option(
         None, "--height", help="Repeatable processing height (live)."),

@@ -34,6 +34,7 @@ class DemoResult:
     image: Path
     frames: int
     seconds: float
+    model: str  # the model file's name
 
 
 def run_demo(out: str | Path = "demo.mp4", *, model: str | Path | None = None,
@@ -62,12 +63,12 @@ def run_demo(out: str | Path = "demo.mp4", *, model: str | Path | None = None,
         count, image = _live_demo(out, model, camera, source, seconds, height, device)
     else:
         count, image = _clip_demo(out, model, seconds, size, fps, height, device)
-    return DemoResult(out, image, count, time.perf_counter() - began)
+    return DemoResult(out, image, count, time.perf_counter() - began, model.name)
 
 
 def format_result(result: DemoResult) -> str:
-    return (f"demo: {result.frames} frames in {result.seconds:.0f} s -> {result.video} (the "
-            f"stylized clip) and {result.image} (before above, after below)")
+    return (f"demo: {result.frames} frames in {result.seconds:.1f} s ({result.model}) -> "
+            f"{result.video} (the stylized clip) and {result.image} (before above, after below)")
 
 
 # --- the built-in clip ----------------------------------------------------------------------

@@ -28,7 +28,9 @@ from vidgan.errors import VidganError
 FORMAT = "vidgan-model/1"
 NORMALIZATION = {"scale": 127.5, "offset": -1.0, "range": [-1.0, 1.0], "layout": "RGB"}
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-BUNDLED = WEIGHTS_DIR / "vangogh-fast.safetensors"
+BUNDLED = WEIGHTS_DIR / "vangogh-fast.safetensors"  # --quality best: the CycleGAN generator
+REALTIME = WEIGHTS_DIR / "vangogh-realtime.safetensors"  # --quality fast: its distilled student
+QUALITIES = ("fast", "best")
 
 
 @dataclass
@@ -114,16 +116,38 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return generator.to(device).eval(), info
 
 
-def resolve(path: str | Path | None) -> Path:
-    """The given model file, or the bundled one when `path` is None."""
+def resolve(path: str | Path | None, quality: str = "best") -> Path:
+    """The given model file, or the bundled one of `quality` ("fast" or "best") when None."""
     if path is not None:
         return _existing(path)
-    if not BUNDLED.exists():
+    bundled = bundled_model(quality)
+    if not bundled.exists():
         raise VidganError(
-            f"the bundled model {BUNDLED.name} is missing; pass --model with a file from "
-            "`vidgan train`, or reinstall vidgan"
+            f"the bundled model {bundled.name} is missing; pass --model with a file from "
+            "`vidgan train` or `vidgan distill`, or reinstall vidgan"
         )
-    return BUNDLED
+    return bundled
+
+
+def bundled_model(quality: str) -> Path:
+    """The bundled model file of a --quality value."""
+    if quality not in QUALITIES:
+        raise VidganError(f"--quality must be fast or best, not {quality!r}")
+    return REALTIME if quality == "fast" else BUNDLED
+
+
+def choose(path: str | Path | None, quality: str | None, device: torch.device,
+           realtime: bool) -> Path:
+    """The model file a command runs: `path` when given, else the bundled model of `quality`.
+
+    With neither, commands that must keep up with a source (`realtime`: live, demo) take the
+    fast student on a CPU, where the best model runs about 1-3 fps; everything else takes best.
+    """
+    if path is not None and quality is not None:
+        raise VidganError("--quality picks one of the bundled models: drop it when giving --model")
+    if quality is None:
+        quality = "fast" if realtime and device.type == "cpu" else "best"
+    return resolve(path, quality)
 
 
 def file_hash(path: str | Path) -> str:

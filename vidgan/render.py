@@ -30,6 +30,7 @@ class RenderResult:
     frames: int
     seconds: float
     backend: str
+    model: str  # the model file's name
     corrupt: int  # packets skipped because they could not be decoded
 
     @property
@@ -88,12 +89,13 @@ def render_video(
         began = time.perf_counter()
         with FrameProgress("render", total, enabled=progress) as bar:
             _run(reader, stylize, writer, batch_size, bar)
-    result = RenderResult(dst, writer.count, time.perf_counter() - began, be.name, reader.corrupt)
+    result = RenderResult(dst, writer.count, time.perf_counter() - began, be.name, be.model_name,
+                          reader.corrupt)
     if reader.corrupt:
         video.warn(f"skipped {reader.corrupt} corrupt packet(s) that could not be decoded")
     if progress:
         print(f"rendered {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps, "
-              f"{result.backend}) -> {dst}")
+              f"{result.backend}, {result.model}) -> {dst}")
     return result
 
 

@@ -24,6 +24,7 @@ class StylizeResult:
     skipped: list[Path]  # unreadable images in a folder
     seconds: float
     backend: str
+    model: str  # the model file's name
 
 
 def stylize_images(input: str | Path, output: str | Path, *, model: str | Path | None = None,
@@ -58,13 +59,13 @@ def stylize_images(input: str | Path, output: str | Path, *, model: str | Path |
                 save_image(np.concatenate([image, styled], axis=1) if side_by_side else styled, dst)
                 written.append(dst)
             bar.advance()
-    result = StylizeResult(written, skipped, time.perf_counter() - began, be.name)
+    result = StylizeResult(written, skipped, time.perf_counter() - began, be.name, be.model_name)
     if skipped:
         from vidgan.video import warn
 
         warn(f"skipped {len(skipped)} unreadable image(s): {', '.join(p.name for p in skipped[:5])}")
     if progress:
-        print(f"stylized {len(written)} image(s) in {result.seconds:.1f} s ({be.name}) -> {output}")
+        print(f"stylized {len(written)} image(s) in {result.seconds:.1f} s ({be.name}, {be.model_name}) -> {output}")
     return result
 
 

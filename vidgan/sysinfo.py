@@ -10,6 +10,8 @@ import json
 import platform
 from pathlib import Path
 
+from vidgan.errors import VidganError
+
 PROBED_ENCODERS = ("libx264", "hevc", "h264_nvenc", "hevc_nvenc")
 
 
@@ -38,6 +40,25 @@ def environment() -> list[tuple[str, str]]:
         ("mss", _version("mss")),
         ("pyvirtualcam", _version("pyvirtualcam", "optional: pip install 'vidgan[virtualcam]'")),
     ]
+    return rows + _default_models()
+
+
+def _default_models() -> list[tuple[str, str]]:
+    """Which bundled model each command runs here when given no --model or --quality."""
+    import torch
+
+    from vidgan import modelfile
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    for label, realtime in (("model: live, demo", True), ("model: render, stylize", False)):
+        try:
+            path = modelfile.choose(None, None, device, realtime)
+        except VidganError as exc:
+            rows.append((label, exc.message))
+            continue
+        quality = next(q for q in modelfile.QUALITIES if modelfile.bundled_model(q) == path)
+        rows.append((label, f"{path.name} (--quality {quality}) on the {device.type.upper()}"))
     return rows
 
 

@@ -15,11 +15,13 @@ from typing import Protocol
 
 import torch
 
+from vidgan import modelfile
 from vidgan.errors import VidganError
 
 
 class Backend(Protocol):
     name: str  # "torch-cpu-fp32", "onnxruntime-cpu", "tensorrt-fp16", ...
+    model_name: str  # the model file's name, for summaries ("vangogh-realtime.safetensors")
     device: torch.device
     input_dtype: torch.dtype
     multiple: int
@@ -83,6 +85,7 @@ def load_backend(
     dev = resolve_device(device)
     if precision == "auto":
         precision = "fp16" if dev.type == "cuda" else "fp32"
+    model = modelfile.resolve(model)
     torch_options = {"compile": compile, "cuda_graphs": cuda_graphs}
     if backend == "auto":
         backend = "torch" if any(torch_options.values()) else _fastest(model, dev)
@@ -90,8 +93,11 @@ def load_backend(
         if any(torch_options.values()):
             raise VidganError(
                 f"--compile and --cuda-graphs apply to the torch backend, not {backend}")
-        return LOADERS[backend](model, dev, precision)
-    return LOADERS[backend](model, dev, precision, **torch_options)
+        loaded = LOADERS[backend](model, dev, precision)
+    else:
+        loaded = LOADERS[backend](model, dev, precision, **torch_options)
+    loaded.model_name = model.name
+    return loaded
 
 
 def _fastest(model: str | Path | None, device: torch.device) -> str:

@@ -444,7 +444,8 @@ def run_live(source: Source | None = None, *, camera: str | None = None,
         source.close()
         raise
     size = (source.height, source.width)
-    stats = LiveStats(source.name, backend.name, size, processing_size(*size, height))
+    stats = LiveStats(source.name, f"{backend.name}, {backend.model_name}", size,
+                      processing_size(*size, height))
     state = ViewState(recording=record is not None)
     run = LiveRun(source, inference, stats, state, win, recorder, cam, max_frames, duration,
                   None if window else stats_every, log or sys.stderr)

@@ -1,0 +1,186 @@
+"""`vidgan distill`: a student learns a teacher's output; the temporal term; the default model."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidgan import distill, modelfile
+from vidgan.distill import DistillConfig, temporal_loss, warp
+from vidgan.errors import VidganError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY_STUDENT = {"width": 8, "n_blocks": 1, "n_context": 1, "expand": 2}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Eight smooth 48x48 photos with edges (gradients plus a bright disc)."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48]
+    for i in range(8):
+        base = rng.uniform(0, 255, 3)
+        img = (base + np.stack([xx * 2, yy * 2, (xx + yy)], -1)) % 256
+        cy, cx = rng.integers(10, 38, 2)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 60] = 240
+        Image.fromarray(img.astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "cache"))
+
+
+def _config(tiny_model, photos, out, **overrides) -> DistillConfig:
+    values = {"teacher": str(tiny_model), "photos": str(photos), "out": str(out),
+              "student": "realtime", "student_kwargs": TINY_STUDENT, "load_size": 48, "crop": 32,
+              "batch_size": 2, "steps": 40, "lr": 3e-3, "log_every": 1, "sample_every": 1000,
+              "checkpoint_every": 1000, "device": "cpu"}
+    values.update(overrides)
+    return DistillConfig(**values)
+
+
+def _rows(run):
+    with (run / "losses.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_tiny_distillation_lowers_its_loss_and_writes_a_student(tiny_model, photos, tmp_path):
+    path = distill.distill(_config(tiny_model, photos, tmp_path / "run"))
+    rows = _rows(tmp_path / "run")
+    first = np.mean([float(r["l1"]) for r in rows[:5]])
+    last = np.mean([float(r["l1"]) for r in rows[-5:]])
+    assert last < 0.85 * first, (first, last)
+    info = modelfile.read_info(path)
+    assert (info.arch, info.kwargs, info.direction) == ("realtime", TINY_STUDENT, "photo->painting")
+    assert info.training["distilled_from"]["hash"] == modelfile.file_hash(tiny_model)
+    assert (tmp_path / "run" / "losses.png").is_file()
+    grid = Image.open(tmp_path / "run" / "samples" / "latest.png")
+    assert grid.size == (3 * 48, 4 * 48)  # photo | teacher | student, four held-out photos
+
+
+def test_resume_continues_exactly(tiny_model, photos, tmp_path):
+    straight = distill.distill(_config(tiny_model, photos, tmp_path / "a", steps=6))
+    distill.distill(_config(tiny_model, photos, tmp_path / "b", steps=6, max_steps=3))
+    cfg = distill.resumed_config(tmp_path / "b", {"max_steps": 6})
+    resumed = distill.distill(cfg, resume=True)
+    a, _ = modelfile.load_model(straight)
+    b, _ = modelfile.load_model(resumed)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_the_teacher_runs_once_per_photo(tiny_model, photos, tmp_path):
+    cfg = _config(tiny_model, photos, tmp_path / "a", steps=2)
+    distill.distill(cfg)
+    cache = distill.TeacherCache(tiny_model, cfg.load_size)
+    stamps = {p: p.stat().st_mtime_ns for p in cache.folder.iterdir()}
+    assert len(stamps) == 8
+    distill.distill(_config(tiny_model, photos, tmp_path / "b", steps=2))
+    assert {p: p.stat().st_mtime_ns for p in cache.folder.iterdir()} == stamps
+
+
+def _shift(dx: int, dy: int, size: int = 32) -> torch.Tensor:
+    """An affine_grid theta that moves the image content dx px right and dy px down."""
+    return torch.tensor([[[1.0, 0, -2 * dx / size], [0, 1.0, -2 * dy / size]]])
+
+
+class _PositionDependent(torch.nn.Module):
+    """Adds a horizontal ramp: its output depends on where the content is, as borders do."""
+
+    def forward(self, x):
+        return x + torch.linspace(-1, 1, x.shape[-1]).view(1, 1, 1, -1)
+
+
+def test_temporal_term_is_zero_only_for_a_shift_equivariant_student():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    theta = _shift(3, -2)
+    moved = warp(x, theta)
+    assert torch.allclose(moved[..., 5:-5, 5:-5], torch.roll(x, (-2, 3), (2, 3))[..., 5:-5, 5:-5],
+                          atol=1e-5)  # the warp is the known shift
+    pointwise = torch.nn.Conv2d(3, 3, 1)  # no spatial extent: exactly equivariant
+    assert temporal_loss(pointwise, x, theta, margin=4).item() < 1e-6
+    assert temporal_loss(_PositionDependent(), x, theta, margin=4).item() > 0.05
+
+
+def test_random_warps_stay_within_their_limits():
+    theta = distill.random_warps(200, torch.Generator().manual_seed(0), (64, 64), shift=6,
+                                 zoom=0.04, rotate=2)
+    shift_px = theta[:, :, 2].abs() * 32
+    assert shift_px.max() <= 6 / (1 - 0.04) + 1e-4 and shift_px.max() > 4
+    angle = torch.atan2(theta[:, 1, 0], theta[:, 0, 0]).abs()
+    assert angle.max() <= math.radians(2) + 1e-4
+
+
+# --- the default model, per device ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("device", "realtime", "expected"), [
+    ("cpu", True, modelfile.REALTIME),
+    ("cpu", False, modelfile.BUNDLED),
+    ("cuda", True, modelfile.BUNDLED),
+    ("cuda", False, modelfile.BUNDLED),
+])
+def test_default_model_per_device(device, realtime, expected):
+    assert modelfile.choose(None, None, torch.device(device), realtime) == expected
+
+
+def test_quality_picks_a_bundled_model_and_refuses_to_shadow_model(tiny_model):
+    cpu = torch.device("cpu")
+    assert modelfile.choose(None, "best", cpu, realtime=True) == modelfile.BUNDLED
+    assert modelfile.choose(None, "fast", cpu, realtime=False) == modelfile.REALTIME
+    assert modelfile.choose(tiny_model, None, cpu, realtime=True) == tiny_model
+    with pytest.raises(VidganError, match="drop it"):
+        modelfile.choose(tiny_model, "fast", cpu, realtime=True)
+    with pytest.raises(VidganError, match="fast or best"):
+        modelfile.choose(None, "medium", cpu, realtime=True)
+
+
+def test_stylize_says_which_model_ran(vidgan_cli, photos, tmp_path):
+    src = next(photos.iterdir())
+    for quality, name in (("fast", modelfile.REALTIME.name), ("best", modelfile.BUNDLED.name)):
+        result = vidgan_cli("stylize", src, tmp_path / f"{quality}.png", "--quality", quality,
+                            "--device", "cpu", "--backend", "torch")
+        assert result.code == 0, result.err
+        assert name in result.out
+
+
+# --- errors: one line each ------------------------------------------------------------------
+
+
+def _one_line_error(result, needle: str) -> None:
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.err
+
+
+def test_missing_teacher(vidgan_cli, photos, tmp_path):
+    result = vidgan_cli("distill", "--teacher", tmp_path / "nope.safetensors", "--photos", photos,
+                        "--out", tmp_path / "run")
+    _one_line_error(result, "does not exist")
+
+
+def test_teacher_that_is_not_photo_to_painting(vidgan_cli, photos, tmp_path):
+    from vidgan import models
+
+    inverse = modelfile.save_model(tmp_path / "F.safetensors", models.build("fast", ngf=4, n_blocks=1),
+                                   "fast", {"ngf": 4, "n_blocks": 1}, direction="painting->photo")
+    result = vidgan_cli("distill", "--teacher", inverse, "--photos", photos, "--out", tmp_path / "run")
+    _one_line_error(result, "painting->photo")
+
+
+def test_unknown_student_architecture(vidgan_cli, tiny_model, photos, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('student = "transformer"\n')
+    result = vidgan_cli("distill", recipe, "--teacher", tiny_model, "--photos", photos,
+                        "--out", tmp_path / "run")
+    _one_line_error(result, "unknown student architecture 'transformer'")
