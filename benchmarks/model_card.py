@@ -270,9 +270,9 @@ def _training(stages: list[Stage], hardware: str | None, loss_png: Path | None) 
     steps = sum(int(s.training.get("steps") or 0) for s in stages)
     seconds = sum(s.training.get("train_seconds") or 0 for s in stages)
     if len(stages) > 1:
-        lines.append(f"- in all: {steps} steps, {_duration(seconds)} in training steps")
+        lines.append(f"- in all: {steps} steps, {duration(seconds)} in training steps")
     device = stages[-1].training.get("device", "?")
-    lines.append(f"- hardware: {hardware or _hardware(device)}")
+    lines.append(f"- hardware: {hardware or hardware(device)}")
     final = stages[-1].training.get("final_losses") or {}
     if final:
         lines += ["", ("Final losses (mean of the last 50 logged rows; cycle and identity are L1 in "
@@ -302,15 +302,15 @@ def _stage_summary(stage: Stage) -> str:
     if cfg.get("max_steps"):
         text += f", stopped by max_steps {cfg['max_steps']}"
     if seconds:
-        text += f"; {_duration(seconds)} in training steps ({steps / seconds:.2f} steps/s)"
+        text += f"; {duration(seconds)} in training steps ({steps / seconds:.2f} steps/s)"
     return text
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def _hardware(device: str) -> str:
+def hardware(device: str) -> str:
     m = bench.machine()
     return f"{device} ({m['cpu']}, {m['cores']} cores, torch {m['torch']}: the machine that wrote this card)"
 
@@ -408,6 +408,21 @@ def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, 
     return "## Known weaknesses\n\n" + text + (f"\n\n{notes.strip()}" if notes.strip() else "")
 
 
+STUDENT_MARK = "<!-- the real-time student: written by benchmarks/student.py card -->"
+
+
+def student_section(card_path: Path) -> str:
+    """The student's section of an existing card (kept when the teacher's part is rewritten)."""
+    text = card_path.read_text() if card_path.is_file() else ""
+    return "\n" + text[text.index(STUDENT_MARK):] if STUDENT_MARK in text else ""
+
+
+def write_card(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="the training run folder")
@@ -445,9 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     notes = args.notes.read_text() if args.notes else ""
     text = card(g, f if f.is_file() else None, stages, evaluation, yardstick, images, args.hardware, notes, fp16)
     out = args.weights / "MODEL_CARD.md"
-    tmp = out.with_suffix(".partial")
-    tmp.write_text(text)
-    tmp.replace(out)
+    write_card(out, text + student_section(out))
     print(f"wrote {out}" + "".join(f", {p}" for p in images.values() if p))
     for name, given in (("eval.json", evaluation), ("yardstick.json", yardstick)):
         if given is None:

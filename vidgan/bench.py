@@ -268,7 +268,7 @@ CPU_TARGET = {"generator": "fast", "size": "640x360", "percent_of_peak": 40.0}
 
 def bench_model(model: str | Path | None = None, backends=None, device: str | None = None,
                 sizes=MODEL_SIZES, seconds: float = 3.0, batch: int = 1,
-                generators=("fast", "resnet")) -> dict:
+                generators=("fast", "resnet", "realtime")) -> dict:
     """Model-only frames/s per backend, generator and size, beside the machine's matmul rate.
 
     model: a model file; None benchmarks fresh `generators` with random (seeded) weights.
@@ -304,6 +304,10 @@ def bench_model(model: str | Path | None = None, backends=None, device: str | No
     if dev.type == "cpu":
         result["cpu_target"] = _cpu_target(rows)
         print(result["cpu_target"]["summary"])
+    result["realtime_speedup"] = _realtime_speedup(rows)
+    for size, ratio in result["realtime_speedup"].items():
+        print(f"realtime student at {size}: {ratio:.1f}x the fast generator's fps (best backend "
+              "of each, this run; target on a CPU at 640x360: 12x)")
     path = write_result(f"model-{dev.type}", result)
     print(f"wrote {path}")
     return result
@@ -412,6 +416,17 @@ def _cpu_target(rows: list[dict]) -> dict:
                f"{want['percent_of_peak']:.0f}%): {'met' if met else 'NOT met'}")
     return {**want, "best_backend": best["name"], "achieved_percent": best["percent_of_peak"],
             "met": met, "summary": summary}
+
+
+def _realtime_speedup(rows: list[dict]) -> dict[str, float]:
+    """{size: best realtime fps / best fast fps} for each size that has both generators."""
+    best: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if "fps" in r and r["arch"] in ("fast", "realtime"):
+            key = (r["arch"], r["size"])
+            best[key] = max(best.get(key, 0.0), r["fps"])
+    return {size: best[("realtime", size)] / fps for (arch, size), fps in best.items()
+            if arch == "fast" and ("realtime", size) in best}
 
 
 def _model_table(rows: list[dict], dev, peak: float | None, batch: int) -> None:

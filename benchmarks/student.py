@@ -1,0 +1,247 @@
+"""How close a distilled student comes to its teacher, and how steady it is on video.
+
+    python benchmarks/student.py quality --student S --teacher T   # valB: SSIM, yardstick, grid
+    python benchmarks/student.py flicker --student S --teacher T   # real clips: warping error
+    python benchmarks/student.py card --run RUN [--bundle]          # FP16 file + its card section
+
+quality: on every valB photo, through vidgan's own pipeline (onnxruntime on the CPU), the mean
+SSIM between student and teacher outputs, and for each model the yardstick's painting rate and
+the luminance SSIM to the photo (benchmarks/yardstick.py); a grid photo | teacher | student.
+flicker: each clip in ../shared/data/videos cut to its first SECONDS at 320 px wide, rendered by
+teacher and student, and the student with --stabilize; `vidgan eval --video`'s warping error.
+Results go to benchmarks/results/student-{quality,flicker}.json.
+card: bundles RUN's student as FP16 in vidgan/weights/ and writes its section of MODEL_CARD.md
+from the run and those results (int8.json too, when there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import yardstick
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VIDEOS = yardstick.DATA.parent / "videos"
+CLIPS = ("chaplin", "cockatoo_yuv420", "realshort", "doc_medias_example2")
+
+
+def quality(student: Path, teacher: Path, data: Path, grid: Path | None, limit: int | None) -> dict:
+    from skimage.metrics import structural_similarity
+
+    paths = sorted(p for p in (data / "valB").iterdir() if p.suffix.lower() in (".jpg", ".png"))[:limit]
+    judge, _ = yardstick.cached_judge(data)
+    print(f"stylizing {len(paths)} valB photos with the teacher, then the student")
+    by_teacher = yardstick.stylize_all(teacher, paths)
+    by_student = yardstick.stylize_all(student, paths)
+    ssim = [structural_similarity(t, s, channel_axis=2, data_range=255)
+            for (_, t), (_, s) in zip(by_teacher, by_student)]
+    if grid is not None:
+        _write_grid(by_teacher, by_student, grid)
+    return {"photos": len(paths), "student": str(student.name), "teacher": str(teacher.name),
+            "ssim_student_teacher": round(float(np.mean(ssim)), 4),
+            "ssim_student_teacher_p10": round(float(np.percentile(ssim, 10)), 4),
+            "teacher_yardstick": yardstick.judge_pairs(judge, by_teacher),
+            "student_yardstick": yardstick.judge_pairs(judge, by_student)}
+
+
+def _write_grid(by_teacher, by_student, path: Path, rows: int = 6) -> None:
+    """photo | teacher | student, for `rows` photos spread over the set."""
+    picks = np.linspace(0, len(by_teacher) - 1, rows).round().astype(int)
+    grid = np.vstack([np.hstack([by_teacher[i][0], by_teacher[i][1], by_student[i][1]]) for i in picks])
+    Image.fromarray(grid).save(path, quality=90)
+    print(f"wrote {path}")
+
+
+def flicker(student: Path, teacher: Path, seconds: float, width: int = 320) -> dict:
+    from vidgan.evaluate import video_stability
+    from vidgan.render import render_video
+
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="vidgan-flicker-") as tmp:
+        for name in CLIPS:
+            clip = _cut(VIDEOS / f"{name}.mp4", Path(tmp) / f"{name}.mp4", seconds, width)
+            runs = {"teacher": (teacher, False), "student": (student, False),
+                    "student_stabilized": (student, True)}
+            row = {}
+            for label, (model, stabilize) in runs.items():
+                out = Path(tmp) / f"{name}-{label}.mp4"
+                result = render_video(clip, out, model=model, device="cpu", stabilize=stabilize,
+                                      progress=False)
+                report = video_stability(clip, out, height=None)
+                row[label] = round(report["warping_error_rendered"], 6)
+                row[f"{label}_fps"] = round(result.fps, 1)
+                row["input"] = round(report["warping_error_input"], 6)
+            rows[name] = row
+            print(name, json.dumps(row))
+    return {"seconds": seconds, "width": width, "clips": rows}
+
+
+def _cut(src: Path, dst: Path, seconds: float, width: int) -> Path:
+    """The first `seconds` of `src` at `width` px wide (even height), near-lossless H.264."""
+    import cv2
+
+    from vidgan.video import VideoReader, VideoWriter, probe
+
+    info = probe(src)
+    height = round(info.height * width / info.width / 2) * 2
+    with VideoWriter(dst, width, height, rate=info.rate or Fraction(25), crf=10) as writer:
+        for frame in VideoReader(info, 0, seconds):
+            writer.write(cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA))
+    return dst
+
+
+# --- the card -------------------------------------------------------------------------------
+
+
+def card(run: Path, bundle: bool, notes: str) -> Path:
+    import model_card
+    import torch
+
+    from vidgan import modelfile
+    from vidgan.trainlog import DISTILL_PANELS, plot_losses
+
+    target, card_path = modelfile.REALTIME, modelfile.WEIGHTS_DIR / "MODEL_CARD.md"
+    if bundle:
+        student, info = modelfile.load_model(run / "model.safetensors")
+        modelfile.save_model(target, student, info.arch, info.kwargs, config=info.config,
+                             training=info.training, dtype=torch.float16)
+    info = modelfile.read_info(target)
+    loss_png = target.with_name(f"{target.stem}-losses.png")
+    plot_losses(model_card.loss_rows(run), loss_png, panels=DISTILL_PANELS)
+    parts = [
+        model_card.STUDENT_MARK,
+        _header(target, info),
+        _recipe(info.config),
+        _training(info, loss_png),
+        _quality_section(target.with_name(f"{target.stem}-samples.jpg")),
+        _flicker_section(),
+        _int8_section(),
+        f"### Known weaknesses\n\n{notes.strip()}" if notes.strip() else "",
+    ]
+    text = model_card.student_section(card_path)
+    head = card_path.read_text()[: -len(text)] if text else card_path.read_text() + "\n"
+    model_card.write_card(card_path, head + "\n\n".join(p for p in parts if p) + "\n")
+    print(f"wrote {card_path}, {loss_png}")
+    return card_path
+
+
+def _header(target: Path, info) -> str:
+    from vidgan import modelfile, models
+
+    teacher = modelfile.BUNDLED
+    net, big = info.build(), modelfile.read_info(teacher).build()
+    origin = info.training["distilled_from"]
+    row = (f"| `{target.name}` | {models.count_parameters(net) / 1e3:.0f} k | "
+           f"{target.stat().st_size / 1e3:.0f} kB | `{modelfile.file_hash(target)}` | "
+           f"{models.gflops(net):.2f} / {models.gflops(net, 720, 1280):.1f} (teacher "
+           f"{models.gflops(big):.1f} / {models.gflops(big, 720, 1280):.0f}) |")
+    return (f"## {target.stem}: the real-time student (`--quality fast`)\n\n"
+            f"Distilled with `vidgan distill` from `{origin['file']}` (sha256[:16] "
+            f"`{origin['hash']}`): it learns the teacher's output on photos, not the paintings, so "
+            "it can only be as good a painter as its teacher. `vidgan live` and `vidgan demo` "
+            "run it on a CPU; `--quality fast` picks it anywhere.\n\n"
+            "| file | parameters | size | sha256[:16] | GFLOP per 256x256 / 1280x720 frame |\n"
+            f"|---|---|---|---|---|\n{row}\n\n"
+            f"Architecture: `{info.arch}` {json.dumps(info.kwargs)} (multiple of {info.multiple} px).")
+
+
+def _recipe(cfg: dict) -> str:
+    machine_local = ("teacher", "data", "photos", "out", "device", "workers")
+    rows = "\n".join(f"| {k} | `{json.dumps(v)}` |" for k, v in cfg.items() if k not in machine_local)
+    return f"### Recipe\n\n| setting | value |\n|---|---|\n{rows}"
+
+
+def _training(info, loss_png: Path) -> str:
+    import model_card
+
+    t = info.training
+    losses = ", ".join(f"{k} {v}" for k, v in t["final_losses"].items())
+    return (f"### Training\n\n{t['steps']:,} steps of batch {info.config['batch_size']} in "
+            f"{model_card.duration(t['train_seconds'])} on {model_card.hardware(t['device'])}; "
+            f"final losses (mean of the last 50 logged steps): {losses}.\n\n"
+            f"![distillation losses]({loss_png.name})")
+
+
+def _read(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _quality_section(grid: Path) -> str:
+    q = _read("student-quality.json")
+    if q is None:
+        return "### Quality\n\nNot measured yet: `python benchmarks/student.py quality`."
+    s, t = q["student_yardstick"], q["teacher_yardstick"]
+    rows = [("yardstick: judged paintings", f"{t['called_painting']:.0%}", f"{s['called_painting']:.0%}"),
+            ("luminance SSIM to the photo", f"{t['ssim_mean']:.3f}", f"{s['ssim_mean']:.3f}"),
+            ("SSIM to the teacher's output", "1",
+             f"{q['ssim_student_teacher']:.3f} (10th percentile {q['ssim_student_teacher_p10']:.3f})")]
+    table = f"| on the {q['photos']} valB photos | teacher | student |\n|---|---|---|\n"
+    table += "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    image = f"\n\n![photo, teacher, student]({grid.name})" if grid.is_file() else ""
+    return ("### Quality\n\n`python benchmarks/student.py quality` (through vidgan's own "
+            "pipeline, onnxruntime on the CPU):\n\n" + table + image)
+
+
+def _flicker_section() -> str:
+    f = _read("student-flicker.json")
+    if f is None:
+        return ""
+    head = ("| clip | input (floor) | teacher | student | student `--stabilize` |\n"
+            "|---|---|---|---|---|\n")
+    rows = "\n".join(f"| {name} | {r['input']:.5f} | {r['teacher']:.5f} | {r['student']:.5f} | "
+                      f"{r['student_stabilized']:.5f} |" for name, r in f["clips"].items())
+    return (f"### Flicker\n\nWarping error per frame (`python benchmarks/student.py flicker`: the "
+            f"first {f['seconds']:g} s of each clip at {f['width']} px wide, `vidgan eval "
+            f"--video`), lower is steadier:\n\n" + head + rows)
+
+
+def _int8_section() -> str:
+    q = _read("int8.json")
+    if q is None:
+        return ""
+    return (f"### int8\n\nonnxruntime static quantization (QDQ, per-channel int8 weights, "
+            f"activations calibrated on {q['calibration_photos']} trainB photos; "
+            f"`python benchmarks/int8.py`): {q['fps_int8']} fps against fp32's {q['fps_fp32']} at "
+            f"{q['size']} in the same run ({q['speedup']:.2f}x), output {q['psnr_int8_vs_fp32_db']} dB "
+            f"PSNR from fp32 on average (lowest {q['psnr_min_db']} dB) over {q['photos']} valB photos.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("quality", "flicker", "card"))
+    parser.add_argument("--student", type=Path, help="quality, flicker: the student's model file")
+    parser.add_argument("--teacher", type=Path, help="quality, flicker: the teacher's model file")
+    parser.add_argument("--run", type=Path, help="card: the distillation run folder")
+    parser.add_argument("--bundle", action="store_true", help="card: first bundle RUN's student")
+    parser.add_argument("--notes", type=Path, help="card: Markdown for its weaknesses")
+    parser.add_argument("--data", type=Path, default=yardstick.DATA)
+    parser.add_argument("--grid", type=Path, help="quality: write photo | teacher | student here")
+    parser.add_argument("--limit", type=int, help="quality: only the first N valB photos")
+    parser.add_argument("--seconds", type=float, default=3.0, help="flicker: length of each clip")
+    args = parser.parse_args()
+    if args.what == "card":
+        card(args.run, args.bundle, args.notes.read_text() if args.notes else "")
+        return
+    if args.what == "quality":
+        result = quality(args.student, args.teacher, args.data, args.grid, args.limit)
+    else:
+        result = flicker(args.student, args.teacher, args.seconds)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"student-{args.what}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
