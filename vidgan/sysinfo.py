@@ -80,13 +80,20 @@ def _tensorrt() -> str:
 
 
 def _onnxruntime() -> str:
+    from vidgan.backends.ort_backend import onnxruntime_distributions, shadowed_note
+
+    installed = onnxruntime_distributions()
     try:
         import onnxruntime
-    except ImportError:
+    except ImportError as exc:
+        if installed:  # one of two builds sharing the folder was uninstalled, taking shared files
+            return (f"installed ({', '.join(n for n, _ in installed)}) but fails to import ({exc}); "
+                    "pip install --force-reinstall --no-deps onnxruntime-gpu (or onnxruntime)")
         return "not installed: pip install onnxruntime (or 'vidgan[gpu]' for CUDA)"
-    return (
-        f"{onnxruntime.__version__}, providers: {', '.join(onnxruntime.get_available_providers())}"
-    )
+    providers = onnxruntime.get_available_providers()
+    note = shadowed_note(installed, providers)
+    return f"{onnxruntime.__version__}, providers: {', '.join(providers)}" + (
+        f"; {note}" if note else "")
 
 
 def _pyav_rows() -> list[tuple[str, str]]:
