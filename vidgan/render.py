@@ -82,7 +82,8 @@ def render_video(
         audio_start=reader.begin if start else None,
         audio_end=reader.end or info.end,  # audio past the last frame is dropped
     ) as writer:
-        be = _backend(backend, model, device, precision)
+        shape = (batch_size, *frames.processing_size(info.height, info.width, height))
+        be = _backend(backend, model, device, precision, shape)
         stylize = _FrameStylizer(be, height, (out_h, out_w), side_by_side,
                                  stabilize_strength if stabilize else None)
         began = time.perf_counter()
@@ -129,12 +130,12 @@ def _expected_frames(info: video.VideoInfo, start: float, duration: float | None
     return max(1, round(seconds * info.rate)) if (start or duration) else info.frames
 
 
-def _backend(backend, model, device, precision):
+def _backend(backend, model, device, precision, shape: tuple[int, int, int]):
     if not isinstance(backend, str):
         return backend
     from vidgan.backends import load_backend
 
-    return load_backend(model, backend, device, precision)
+    return load_backend(model, backend, device, precision, shapes=[shape])
 
 
 class _FrameStylizer:
