@@ -122,6 +122,30 @@ def test_misaligned_views_are_copied_for_tensorrt():
     assert copy.data_ptr() != shifted.data_ptr() and torch.equal(copy, shifted)
 
 
+def test_trt_extra_matches_the_cuda_of_torchs_build():
+    from vidgan.backends.trt_backend import TRT_EXTRA_CUDA
+    from vidgan.recipes import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    (requirement,) = project["project"]["optional-dependencies"]["trt"]
+    assert requirement.startswith(f"tensorrt-cu{TRT_EXTRA_CUDA}>=")
+    if torch.version.cuda:  # the pinned torch of this checkout
+        assert torch.version.cuda.partition(".")[0] == TRT_EXTRA_CUDA
+
+
+@pytest.mark.parametrize(("cuda", "words"), [
+    ("13.0", ["pip install 'vidgan[trt]'", "CUDA 13", "NVIDIA's package index", "only PyPI"]),
+    ("12.8", ["pip install tensorrt-cu12", "CUDA 12"]),
+    (None, ["a CUDA build of torch"]),
+])
+def test_tensorrt_install_names_the_package_for_torchs_cuda(monkeypatch, cuda, words):
+    from vidgan.backends.trt_backend import tensorrt_install
+
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    text = tensorrt_install()
+    assert all(w in text for w in words), text
+
+
 @pytest.mark.skipif(MISSING is None, reason="TensorRT and a GPU are present")
 def test_without_tensorrt_or_gpu_no_engine_is_offered(tiny_model, tmp_path):
     (tmp_path / "tiny.engine").write_bytes(b"x")
@@ -225,6 +249,23 @@ def test_engine_runs_on_its_own_gpu_whatever_is_current(tiny_engine):
         out = backend(x)
     assert out.device == torch.device("cuda", 0)
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.tensorrt
+@needs_trt
+@pytest.mark.parametrize("blob", [b"not a timing cache" * 50, bytes(4096)])
+def test_a_corrupt_timing_cache_is_replaced_by_a_fresh_one(tmp_path, blob):
+    import tensorrt as trt
+
+    from vidgan.export import use_timing_cache
+
+    config = trt.Builder(trt.Logger(trt.Logger.ERROR)).create_builder_config()
+    path = tmp_path / "timing.cache"
+    path.write_bytes(blob)
+    said = []
+    use_timing_cache(config, path, said.append)
+    assert len(said) == 1 and said[0].startswith("warning: the timing cache")
+    assert config.get_timing_cache() is not None
 
 
 @pytest.mark.tensorrt

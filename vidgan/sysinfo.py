@@ -70,10 +70,12 @@ def _cudnn_version(v: int) -> str:
 
 
 def _tensorrt() -> str:
+    from vidgan.backends.trt_backend import NO_TRT_FASTEST, tensorrt_install
+
     try:
         import tensorrt
     except ImportError:
-        return "not installed: pip install 'vidgan[trt]'"
+        return f"not installed: {tensorrt_install()}; {NO_TRT_FASTEST}"
     except (OSError, RuntimeError) as exc:  # installed, but its CUDA libraries fail to load
         return f"installed but fails to import: {exc}"
     return tensorrt.__version__

@@ -84,17 +84,35 @@ def current_env(device: torch.device | None = None) -> dict:
             "compute_capability": f"{major}.{minor}"}
 
 
+# The CUDA major of the `trt` extra's tensorrt-cuNN (pyproject.toml): that of torch's own build.
+TRT_EXTRA_CUDA = "13"
+NO_TRT_FASTEST = "GPU inference without TensorRT runs torch fp16 (channels_last), which needs nothing more"
+
+
+def tensorrt_install() -> str:
+    """How to install TensorRT for this torch's CUDA, and when that can't work, in a few words."""
+    major = (torch.version.cuda or "").partition(".")[0]
+    if not major:
+        return "a CUDA build of torch first, then TensorRT"
+    command = ("pip install 'vidgan[trt]'" if major == TRT_EXTRA_CUDA
+               else f"pip install tensorrt-cu{major}")
+    # tensorrt-cuNN on PyPI is a placeholder whose install downloads the libraries
+    return (f"{command}: it downloads TensorRT for CUDA {major} from NVIDIA's package index while "
+            "installing, so offline or with only PyPI reachable it fails")
+
+
 def missing_requirements() -> str | None:
     """One line naming what TensorRT engines need and this machine lacks, or None."""
     missing = []
     if importlib.util.find_spec("tensorrt") is None:
-        missing.append("TensorRT (install it with: pip install 'vidgan[trt]')")
+        missing.append(f"TensorRT (install it with: {tensorrt_install()})")
     if not torch.cuda.is_available():
         missing.append("a CUDA GPU (none is visible to PyTorch: needs an NVIDIA GPU, its driver "
                        "and a CUDA build of torch)")
     if not missing:
         return None
-    return f"TensorRT engines need {' and '.join(missing)}; `vidgan export --onnx` works without them"
+    return (f"TensorRT engines need {' and '.join(missing)}; `vidgan export --onnx` works "
+            f"without them, and {NO_TRT_FASTEST}")
 
 
 def profile_gap(sidecar: dict, shapes) -> str | None:
