@@ -212,8 +212,25 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
         assert row["size"] == "40x30" and row["input"] == [1, 3, 32, 40] and row["fps"] > 0
         assert row["percent_of_peak"] == pytest.approx(
             100 * row["gflop_per_frame"] * row["fps"] / row["matmul_gflops"])
+        assert row["peak_precision"] == "fp32"
     saved = json.loads((tmp_path / "model-cpu.json").read_text())
+    assert set(saved["matmul_gflops_median"]) == {"fp32"}
     assert saved["rows"] == result["rows"] and saved["machine"]["cores"] == os.cpu_count()
+
+
+@pytest.mark.parametrize(("name", "device", "tf32", "expected"), [
+    ("torch-cuda-fp16", "cuda", True, "fp16"),
+    ("torch-cuda-fp16-compiled-cudagraphs", "cuda", True, "fp16"),
+    ("onnxruntime-cuda-fp16", "cuda", True, "fp16"),
+    ("tensorrt-fp16", "cuda", False, "fp16"),
+    ("torch-cuda-fp32", "cuda", True, "tf32"),
+    ("torch-cuda-fp32", "cuda", False, "fp32"),
+    ("onnxruntime-cpu", "cpu", True, "fp32"),
+    ("torch-cpu-fp32", "cpu", True, "fp32"),
+])
+def test_each_backend_is_compared_with_the_matmul_peak_of_its_precision(name, device, tf32,
+                                                                        expected):
+    assert bench.peak_precision(name, device, tf32) == expected
 
 
 def test_bench_options_a_benchmark_does_not_take_are_user_errors():
