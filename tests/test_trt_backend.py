@@ -277,32 +277,3 @@ def test_engine_from_another_tensorrt_is_refused(tiny_engine, tmp_path):
     copy.with_suffix(".json").write_text(json.dumps({**info, "tensorrt": "9.0.0"}))
     with pytest.raises(VidganError, match="rebuild it with `vidgan export --fp16`"):
         TensorRTBackend.from_file(copy)
-
-
-# --- benchmarks/gpu_check.py's verdicts -------------------------------------------------------
-
-def load_gpu_check():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def resnet_rows(**fps) -> list[dict]:
-    names = {"fp32": "torch fp32", "fp16": "torch fp16", "trt": "TensorRT fp16"}
-    return [{"model": "resnet", "size": "720x1280", "backend": names[k], "fps": v,
-             "gflop_per_frame": 1390.0} for k, v in fps.items()]
-
-
-def test_gpu_check_marks_targets_met_and_not_met():
-    gpu_check = load_gpu_check()
-    met = gpu_check.targets(resnet_rows(fp32=50, fp16=120, trt=300), 989, (720, 1280))
-    assert [t["status"] for t in met] == ["met", "met", "met"]
-    assert met[2]["value"] == pytest.approx(100 * 300 * 1390 / 1e3 / 989, abs=0.01)
-    missed = gpu_check.targets(resnet_rows(fp32=50, fp16=120, trt=150), 989, (720, 1280))
-    assert [t["status"] for t in missed] == ["not met", "not met", "not met"]
-    absent = gpu_check.targets(resnet_rows(fp32=50, fp16=120), 989, (720, 1280))
-    assert all(t["status"].startswith("not measured") for t in absent)
