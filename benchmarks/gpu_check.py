@@ -141,9 +141,12 @@ def machine(check: Check) -> dict:
 def versions() -> dict:
     from importlib import metadata
 
-    found = {"torch": torch.__version__, "torch_cuda": torch.version.cuda,
+    import vidgan
+
+    found = {"vidgan": vidgan.__version__, "torch": torch.__version__,
+             "torch_cuda": torch.version.cuda,
              "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
-    for name in ("vidgan", "onnxruntime", "onnxruntime-gpu", "tensorrt-cu13",
+    for name in ("onnxruntime", "onnxruntime-gpu", "tensorrt-cu13",
                  "tensorrt-cu12", "tensorrt", "onnx", "onnxconverter-common", "safetensors", "av",
                  "triton", "numpy", "opencv-python", "opencv-python-headless"):
         try:
