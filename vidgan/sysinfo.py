@@ -82,7 +82,12 @@ def _tensorrt() -> str:
 
 
 def _onnxruntime() -> str:
-    from vidgan.backends.ort_backend import onnxruntime_distributions, shadowed_note
+    from vidgan.backends.ort_backend import (
+        CUDA_PROVIDER,
+        cuda_provider_error,
+        onnxruntime_distributions,
+        shadowed_note,
+    )
 
     installed = onnxruntime_distributions()
     try:
@@ -93,9 +98,15 @@ def _onnxruntime() -> str:
                     "pip install --force-reinstall --no-deps onnxruntime-gpu (or onnxruntime)")
         return "not installed: pip install onnxruntime (or 'vidgan[gpu]' for CUDA)"
     providers = onnxruntime.get_available_providers()
-    note = shadowed_note(installed, providers)
-    return f"{onnxruntime.__version__}, providers: {', '.join(providers)}" + (
-        f"; {note}" if note else "")
+    notes = [shadowed_note(installed, providers)]
+    import torch
+
+    # A GPU build lists the CUDA provider, which still loads only where its libraries are found
+    if CUDA_PROVIDER in providers and torch.cuda.is_available():
+        error = cuda_provider_error(Path(onnxruntime.__file__).parent / "capi")
+        notes.append(f"its CUDA provider can't load ({error})" if error else None)
+    return f"{onnxruntime.__version__}, providers: {', '.join(providers)}" + "".join(
+        f"; {note}" for note in notes if note)
 
 
 def _pyav_rows() -> list[tuple[str, str]]:

@@ -107,18 +107,22 @@ def cuda_fallback(session_providers: list[str], capi: Path) -> str | None:
     """
     if CUDA_PROVIDER in session_providers:
         return None
-    library = capi / "libonnxruntime_providers_cuda.so"
-    if not library.is_file():
-        cause = f"its {library.name} is missing"
-    else:
-        try:
-            ctypes.CDLL(str(library))
-            cause = "its libraries load, so see onnxruntime's own message above"
-        except OSError as exc:
-            cause = str(exc).strip()
+    cause = cuda_provider_error(capi) or "its libraries load, so see onnxruntime's message above"
     return (f"onnxruntime could not start its CUDA provider ({cause}); it needs the CUDA and "
             "cuDNN libraries of its build (pip install 'onnxruntime-gpu[cuda,cudnn]'), or use "
             "--backend torch")
+
+
+def cuda_provider_error(capi: Path) -> str | None:
+    """Why onnxruntime's CUDA provider library in `capi` can't be loaded, or None if it can."""
+    library = capi / "libonnxruntime_providers_cuda.so"
+    if not library.is_file():
+        return f"its {library.name} is missing"
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return str(exc).strip()
+    return None
 
 
 def onnxruntime_distributions(path: list[str] | None = None) -> list[tuple[str, str]]:
