@@ -188,7 +188,7 @@ def test_engine_matches_pytorch_across_the_profile(tiny_model, tiny_engine, shap
     generator, _ = load_model(tiny_model)
     reference = torch_reference(generator, images, "cuda")
     side = torch.cuda.Stream()
-    with torch.cuda.stream(side):  # a caller on its own stream gets its own context
+    with torch.cuda.stream(side):  # a caller on a stream of its own
         out = backend(images.cuda())
     torch.cuda.current_stream().wait_stream(side)
     assert out.shape == images.shape and out.dtype == torch.float32
