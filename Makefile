@@ -19,4 +19,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-.PHONY: install demo test
+# Small wheels for benchmarks/gpu_check.sh on a GPU machine that has torch but can't install
+# packages: about 35 MB, in a folder git ignores. GPU_PYTHON is that machine's Python version.
+GPU_PYTHON ?= 3.12
+GPU_PLATFORMS := manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
+gpu-wheels: install
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+	  $(addprefix --platform ,$(GPU_PLATFORMS)) -d benchmarks/wheels \
+	  safetensors onnxconverter-common av
+
+.PHONY: install demo test gpu-wheels

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# One command for a machine with an NVIDIA GPU: build and verify the TensorRT FP16 engine, then
-# print model-only frames/s at 720p and 1080p for torch fp32 / fp16 / compiled fp16,
-# onnxruntime CUDA and TensorRT FP16 (fast and resnet generators), with % of the GPU's FP16 peak
-# and the TensorRT targets marked met / not met. JSON goes to $OUT if set, else benchmarks/results/.
+# The GPU check in one command, for a machine with an NVIDIA GPU where torch is installed:
+# vidgan's own backends (torch fp32/fp16/compiled/CUDA graphs, onnxruntime CUDA, TensorRT FP16)
+# on the fast, resnet and real-time generators at 720p and 1080p; `vidgan render` at 1080p with
+# the GPU's busy share; `vidgan live` at 720p with latency p50/p95; a short resnet training run
+# and its --resume. One JSON, with the machine and the versions, goes to $OUT when set, else to
+# --out DIR (default runs/gpu-check/). Whatever is missing is a row that says why. About 7 min.
 #
-#   make install && benchmarks/gpu_check.sh          # or: pip install -e '.[trt,gpu]' first
-#   benchmarks/gpu_check.sh --no-compile --seconds 1 # quicker
-#   benchmarks/gpu_check.sh --cpu                    # plumbing check on any machine (tiny, CPU)
+#   benchmarks/gpu_check.sh                 # in a checkout whose vidgan is installed, or not
+#   benchmarks/gpu_check.sh --cpu           # the rehearsal on any machine (tiny sizes, seconds)
 #
-# Without TensorRT (or onnxruntime-gpu) those rows say "not installed"; PyAV is not needed.
+# A machine that can't install packages: run `make gpu-wheels` where pip works and bring
+# benchmarks/wheels/ along; they are installed from there (no index) into a private folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${PYTHON:-}" ]]; then
@@ -16,4 +18,14 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 # Run from the checkout even when vidgan is not installed in this interpreter.
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if compgen -G "benchmarks/wheels/*.whl" >/dev/null; then
+  site="$(mktemp -d)/site"
+  # --no-deps: the wheels were chosen to fill the gaps of a machine that has torch and numpy
+  if "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$site" \
+       benchmarks/wheels/*.whl; then
+    export PYTHONPATH="$PWD:$site${PYTHONPATH#"$PWD"}"
+  else
+    echo "warning: the wheels in benchmarks/wheels/ did not install; rows that need them say so" >&2
+  fi
+fi
 exec "$PYTHON" benchmarks/gpu_check.py "$@"

@@ -157,6 +157,51 @@ def test_onnxruntime_cuda_without_onnxruntime_gpu_is_a_user_error(tiny_model):
         OnnxRuntimeBackend(onnx_path, 4, torch.device("cuda"))
 
 
+def test_a_cuda_session_that_fell_back_to_the_cpu_says_why(tmp_path):
+    capi = tmp_path / "capi"
+    capi.mkdir()
+    assert ort_backend.cuda_fallback(["CUDAExecutionProvider", "CPUExecutionProvider"], capi) is None
+    why = ort_backend.cuda_fallback(["CPUExecutionProvider"], capi)
+    assert "could not start its CUDA provider" in why and "is missing" in why
+    # A provider library that doesn't load: the loader's own words are the reason.
+    (capi / "libonnxruntime_providers_cuda.so").write_bytes(bytes(4096))
+    why = ort_backend.cuda_fallback(["CPUExecutionProvider"], capi)
+    assert "invalid ELF header" in why and "--backend torch" in why and "\n" not in why
+
+
+def write_distribution(site, name: str, version: str, top: str | None = "onnxruntime") -> None:
+    """An installed distribution's metadata; with top=None only a RECORD names its files."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    if top is None:
+        (info / "RECORD").write_text("onnxruntime/__init__.py,,\nonnxruntime/capi/x.so,,\n")
+    else:
+        (info / "top_level.txt").write_text(top + "\n")
+
+
+def test_two_onnxruntime_builds_in_one_folder_are_explained(tmp_path):
+    site = tmp_path / "site-packages"
+    write_distribution(site, "onnxruntime", "1.32.0")
+    write_distribution(site, "numpy", "2.3.0", top="numpy")
+    found = ort_backend.onnxruntime_distributions([str(site)])
+    assert found == [("onnxruntime", "1.32.0")]
+    assert ort_backend.shadowed_note(found, ["CPUExecutionProvider"]) is None
+    write_distribution(site, "onnxruntime-gpu", "1.31.1", top=None)
+    found = ort_backend.onnxruntime_distributions([str(site)])
+    assert found == [("onnxruntime", "1.32.0"), ("onnxruntime-gpu", "1.31.1")]
+    cpu_won = ort_backend.shadowed_note(found, ["CPUExecutionProvider"])
+    assert "CPU build's files won" in cpu_won
+    assert cpu_won.endswith("pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1")
+    gpu_won = ort_backend.shadowed_note(found, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert "GPU build's files are in place" in gpu_won
+
+
+def test_the_installed_onnxruntime_is_found():
+    versions = [v for _, v in ort_backend.onnxruntime_distributions()]
+    assert onnxruntime.__version__ in versions
+
+
 def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     result = bench.bench_model(tiny_model, ["torch", "onnxruntime"], "cpu", sizes=[(30, 40)],
@@ -167,8 +212,25 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
         assert row["size"] == "40x30" and row["input"] == [1, 3, 32, 40] and row["fps"] > 0
         assert row["percent_of_peak"] == pytest.approx(
             100 * row["gflop_per_frame"] * row["fps"] / row["matmul_gflops"])
+        assert row["peak_precision"] == "fp32"
     saved = json.loads((tmp_path / "model-cpu.json").read_text())
+    assert set(saved["matmul_gflops_median"]) == {"fp32"}
     assert saved["rows"] == result["rows"] and saved["machine"]["cores"] == os.cpu_count()
+
+
+@pytest.mark.parametrize(("name", "device", "tf32", "expected"), [
+    ("torch-cuda-fp16", "cuda", True, "fp16"),
+    ("torch-cuda-fp16-compiled-cudagraphs", "cuda", True, "fp16"),
+    ("onnxruntime-cuda-fp16", "cuda", True, "fp16"),
+    ("tensorrt-fp16", "cuda", False, "fp16"),
+    ("torch-cuda-fp32", "cuda", True, "tf32"),
+    ("torch-cuda-fp32", "cuda", False, "fp32"),
+    ("onnxruntime-cpu", "cpu", True, "fp32"),
+    ("torch-cpu-fp32", "cpu", True, "fp32"),
+])
+def test_each_backend_is_compared_with_the_matmul_peak_of_its_precision(name, device, tf32,
+                                                                        expected):
+    assert bench.peak_precision(name, device, tf32) == expected
 
 
 def test_bench_options_a_benchmark_does_not_take_are_user_errors():

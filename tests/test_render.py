@@ -15,9 +15,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
-from vidgan.render import FrameProgress, render_video
+from vidgan.render import FrameProgress, render_video, to_host
 
 
 def _video(path: Path) -> dict:
@@ -40,8 +41,6 @@ def _audio_packets(path: Path) -> list[bytes]:
 def backend(tiny_model):
     """The tiny model on the CPU with one thread: on a busy 2-core machine, two spinning
     threads make each of these tiny renders a hundred times slower."""
-    import torch
-
     from vidgan.backends import load_backend
 
     threads = torch.get_num_threads()
@@ -368,3 +367,22 @@ def test_odd_frame_rate_is_kept(backend, tmp_path):
     _render(src, tmp_path / "out.mp4", backend)
     got = _video(tmp_path / "out.mp4")
     assert got["rate"] == Fraction(30000, 1001) and got["times"] == _video(src)["times"]
+
+
+def test_a_cpu_batch_is_encoded_as_it_is():
+    batch = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
+    host, done = to_host(batch)
+    assert host is batch and done is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_batch_goes_to_pinned_memory_without_blocking(tiny_model, tmp_path):
+    batch = torch.randint(0, 256, (2, 48, 64, 3), dtype=torch.uint8, device="cuda")
+    host, done = to_host(batch)
+    done.synchronize()
+    assert host.is_pinned() and host.device.type == "cpu" and torch.equal(host, batch.cpu())
+    src = make_clip(tmp_path / "in.mp4")
+    result = render_video(src, tmp_path / "out.mp4", model=tiny_model, device="cuda",
+                          batch_size=2, progress=False)
+    assert result.frames == _video(src)["frames"] and result.backend.startswith("torch-cuda")

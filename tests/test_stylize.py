@@ -8,7 +8,7 @@ from conftest import moving_square
 from PIL import Image
 
 from vidgan.errors import VidganError
-from vidgan.stylize import stylize_images
+from vidgan.stylize import load_image, stylize_images, upright_size
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,15 @@ def test_folder_in_folder_out_with_names_and_orientation(backend, tmp_path):
     with Image.open(tmp_path / "out" / "plain.png") as im:
         assert im.size == (40, 30) and im.mode == "RGB"
         assert np.abs(np.asarray(im).astype(int) - moving_square(3, 40, 30)).mean() > 10
+
+
+def test_upright_size_is_the_loaded_image_size_from_the_header_alone(tmp_path):
+    # what `auto` checks a TensorRT engine's profile against before the model loads
+    src = _folder(tmp_path)
+    for name in ("rotated.jpg", "plain.png"):
+        assert upright_size(src / name) == load_image(src / name).shape[:2]
+    assert upright_size(src / "rotated.jpg") == (64, 48)
+    assert upright_size(src / "notes.txt") is None
 
 
 def test_side_by_side_shows_the_upright_original_on_the_left(backend, tmp_path):

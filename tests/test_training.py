@@ -255,6 +255,46 @@ def test_cuda_mixed_precision_run(tmp_path, recipe, dataset):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_resumes(tmp_path, recipe, dataset):
+    run = tmp_path / "run"
+    training.train(tiny_config(recipe, dataset, run, max_steps=2, device="cuda"))
+    training.train(training.resumed_config(run, {"max_steps": 4}), resume=True)
+    assert [int(r["step"]) for r in loss_rows(run)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("want", "world", "local", "current", "expected"),
+    [
+        ("cuda", 1, 0, 0, "cuda:0"),
+        ("cuda", 1, 0, 2, "cuda:2"),  # the current device, as a bare "cuda" means
+        ("cuda:1", 1, 0, 0, "cuda:1"),
+        ("cuda", 2, 1, 0, "cuda:1"),  # torchrun: the GPU of LOCAL_RANK
+        ("cpu", 1, 0, 0, "cpu"),
+    ],
+)
+def test_training_device_has_the_index_set_device_needs(want, world, local, current, expected):
+    assert str(training.training_device(want, world, local, current)) == expected
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+def test_a_checkpoint_loads_onto_any_training_device(tmp_path, recipe, dataset):
+    # Resume on a GPU loads onto the GPU. The meta device stands in for it here: the checkpoint
+    # must be read onto the CPU (RNG states stay CPU ByteTensors) and copied to the models.
+    run = tmp_path / "run"
+    cfg = tiny_config(recipe, dataset, run, max_steps=2)
+    training.train(cfg)
+    ckpt = training.latest_checkpoint(run)
+    saved = torch.load(ckpt, weights_only=False)
+    torch.manual_seed(123)
+    gan = training.CycleGAN(cfg, torch.device("meta"))
+    assert training._load_checkpoint(ckpt, gan)["step"] == 2
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+    assert next(gan.gens.parameters()).device.type == "meta"
+    assert all(im.device.type == "meta" for im in gan.pool_x.images)
+
+
 # --- DDP ----------------------------------------------------------------------------------
 
 

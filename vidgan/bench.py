@@ -34,20 +34,39 @@ def write_result(name: str, result: dict) -> Path:
     return path
 
 
-def matmul_gflops(size: int = 2048, seconds: float = 2.0, device: str = "cpu") -> float:
-    """The machine's own fp32 matmul rate: the peak that model speeds are compared with."""
+def matmul_gflops(size: int = 2048, seconds: float = 2.0, device: str = "cpu",
+                  precision: str = "fp32") -> float:
+    """The machine's own matmul rate in `precision` ("fp32", "tf32" or "fp16"): the peak that
+    model speeds are compared with (see peak_precision). fp32 is strict: TF32 off."""
     import torch
 
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    a @ b
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
         a @ b
-        n += 1
-    if device != "cpu":
-        torch.cuda.synchronize()
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            n += 1
+        if device != "cpu":
+            torch.cuda.synchronize()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     return 2 * size**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def peak_precision(backend_name: str, device_type: str, tf32: bool) -> str:
+    """The matmul precision a backend's speed is compared with: an fp16 backend (its name says
+    so: torch-cuda-fp16, onnxruntime-cuda-fp16, tensorrt-fp16) with the fp16 matmul; an fp32 one
+    on CUDA with the TF32 matmul when `tf32` (torch.backends.cudnn.allow_tf32, on by default:
+    cuDNN then runs fp32 convolutions on TF32 tensor cores, as onnxruntime and TensorRT do by
+    default), else with the strict fp32 matmul."""
+    if "fp16" in backend_name.split("-"):
+        return "fp16"
+    return "tf32" if device_type == "cuda" and tf32 else "fp32"
 
 
 def bench_train(generators=("fast", "resnet", "unet"), crops=(256, 128), batches=(1, 4),
@@ -275,10 +294,11 @@ def bench_model(model: str | Path | None = None, backends=None, device: str | No
     backends: names from MODEL_VARIANTS (default MODEL_DEFAULTS of the device); one that can't
     load here is listed as unavailable. sizes: (H, W) pairs, padded up to the model's multiple.
     The backends of one generator and size are timed in interleaved rounds, one call each per
-    round plus a short fp32 matmul sample, until each has run `seconds`: a shared machine whose
-    load changes affects them alike, so compare within a run. fps = batch / median call time
-    (inputs already on the device; CUDA calls end with a synchronize); GFLOP/s = models.gflops
-    x fps; "% peak" divides that by the median matmul GFLOP/s of the same rounds.
+    round plus a short matmul sample in each precision they run (peak_precision), until each
+    has run `seconds`: a shared machine whose load changes affects them alike, so compare within
+    a run. fps = batch / median call time (inputs already on the device; CUDA calls end with a
+    synchronize); GFLOP/s = models.gflops x fps; "% peak" divides that by the median matmul
+    GFLOP/s of the same rounds in the backend's own precision.
     Prints a table, writes benchmarks/results/model-<cpu|cuda>.json and returns what it wrote.
     """
     import tempfile
@@ -293,14 +313,14 @@ def bench_model(model: str | Path | None = None, backends=None, device: str | No
 
         raise VidganError(f"unknown backend {unknown[0]!r} for `vidgan bench model`; choose from "
                           f"{', '.join(MODEL_VARIANTS)}")
-    rows, peaks = [], []
+    rows, peaks = [], {}
     with tempfile.TemporaryDirectory(prefix="vidgan-bench-") as tmp:
         for path in _bench_model_files(model, generators, Path(tmp)):
             rows += _bench_model_file(path, names, dev, sizes, seconds, batch, peaks)
-    peak = _median(peaks) if peaks else None
-    _model_table(rows, dev, peak, batch)
+    medians = {precision: _median(samples) for precision, samples in peaks.items()}
+    _model_table(rows, dev, medians, batch)
     result = {"device": str(dev), "batch": batch, "seconds": seconds,
-              "matmul_gflops_median": peak, "rows": rows}
+              "matmul_gflops_median": medians, "rows": rows}
     if dev.type == "cpu":
         result["cpu_target"] = _cpu_target(rows)
         print(result["cpu_target"]["summary"])
@@ -340,7 +360,7 @@ def _bench_model_files(model, generators, scratch: Path) -> list[Path]:
 
 
 def _bench_model_file(path: Path, names: list[str], dev, sizes, seconds: float, batch: int,
-                      peaks: list[float]) -> list[dict]:
+                      peaks: dict[str, list[float]]) -> list[dict]:
     """Rows for one model file: one per backend and size, or one per unavailable backend."""
     from vidgan import models
     from vidgan.backends import load_backend
@@ -361,20 +381,30 @@ def _bench_model_file(path: Path, names: list[str], dev, sizes, seconds: float, 
         shape = (batch, 3, -(-h // m) * m, -(-w // m) * m)
         gflop = models.gflops(generator, *shape[2:])
         times, cell_peaks = _time_round_robin(loaded, shape, seconds, dev)
-        peaks += cell_peaks
-        peak = _median(cell_peaks)
+        for precision, samples in cell_peaks.items():
+            peaks.setdefault(precision, []).extend(samples)
         for name, ts in times.items():
             fps = batch / _median(ts)
+            precision = _precision_of(loaded[name], dev)
+            peak = _median(cell_peaks[precision])
             rows.append({"generator": label, "arch": info.arch, "backend": name,
                          "name": loaded[name].name, "size": f"{w}x{h}", "input": list(shape),
                          "fps": fps, "ms_median": 1000 * _median(ts), "ms_best": 1000 * min(ts),
                          "calls": len(ts), "gflop_per_frame": gflop, "gflops": gflop * fps,
-                         "matmul_gflops": peak, "percent_of_peak": 100 * gflop * fps / peak})
+                         "peak_precision": precision, "matmul_gflops": peak,
+                         "percent_of_peak": 100 * gflop * fps / peak})
     return rows
 
 
+def _precision_of(backend, dev) -> str:
+    import torch
+
+    return peak_precision(backend.name, dev.type, torch.backends.cudnn.allow_tf32)
+
+
 def _time_round_robin(backends: dict, shape: tuple, seconds: float, dev):
-    """{name: [seconds per call]} and matmul GFLOP/s samples, from interleaved rounds."""
+    """{name: [seconds per call]} and {precision: matmul GFLOP/s samples}, from interleaved
+    rounds."""
     import torch
 
     inputs = {name: (torch.rand(shape, device=dev) * 2 - 1).to(
@@ -384,9 +414,10 @@ def _time_round_robin(backends: dict, shape: tuple, seconds: float, dev):
         b(inputs[name])
         _sync(dev)
     times = {name: [] for name in backends}
-    peaks = []
+    peaks = {_precision_of(b, dev): [] for b in backends.values()}
     while True:
-        peaks.append(matmul_gflops(seconds=0.1, device=str(dev)))
+        for precision, samples in peaks.items():
+            samples.append(matmul_gflops(seconds=0.1, device=str(dev), precision=precision))
         for name, b in backends.items():
             start = time.perf_counter()
             b(inputs[name])
@@ -429,12 +460,16 @@ def _realtime_speedup(rows: list[dict]) -> dict[str, float]:
             if arch == "fast" and ("realtime", size) in best}
 
 
-def _model_table(rows: list[dict], dev, peak: float | None, batch: int) -> None:
+def _model_table(rows: list[dict], dev, peaks: dict[str, float], batch: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
     title = f"vidgan bench model on {dev} (batch {batch})"
-    caption = f"fp32 matmul peak: {peak:.0f} GFLOP/s (median of the run)" if peak else None
+    caption = None
+    if peaks:
+        each = ", ".join(f"{precision} {value:.0f}" for precision, value in sorted(peaks.items()))
+        caption = (f"matmul peaks, GFLOP/s (median of the run): {each}; each row's % is of its "
+                   "own precision's")
     table = Table("generator", "size", "backend", "fps", "ms", "GFLOP/frame", "GFLOP/s",
                   "% peak", title=title, caption=caption)
     for r in rows:
@@ -444,7 +479,7 @@ def _model_table(rows: list[dict], dev, peak: float | None, batch: int) -> None:
             continue
         table.add_row(r["generator"], r["size"], r["name"], f"{r['fps']:.2f}",
                       f"{r['ms_median']:.1f}", f"{r['gflop_per_frame']:.1f}",
-                      f"{r['gflops']:.0f}", f"{r['percent_of_peak']:.0f}")
+                      f"{r['gflops']:.0f}", f"{r['percent_of_peak']:.0f} {r['peak_precision']}")
     console = Console()
     console.width = max(console.width, 120)  # backend names stay whole in a log file
     console.print(table)

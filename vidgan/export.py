@@ -383,12 +383,13 @@ def torch_reference(generator, images, device: str = "cpu"):
 # --- TensorRT ------------------------------------------------------------------------------
 
 def build_engine(onnx_path: Path, profile: Profile, timing_cache: Path, workspace_gib: float = 4.0,
-                 opt_level: int = 3) -> bytes:
+                 opt_level: int = 3, log: Callable[[str], None] = print) -> bytes:
     """Serialized TensorRT engine of a vidgan ONNX file, typed by the graph itself.
 
     The network is strongly typed (the flag is required on TensorRT 10.12-10.x and ignored
     on 11.x, where weak typing is gone), so an FP16 ONNX gives FP16 kernels and an FP32 one
-    FP32. `timing_cache` is read when present and rewritten with what this build learnt.
+    FP32. `timing_cache` is read when usable (see use_timing_cache) and rewritten with what this
+    build learnt.
     """
     import tensorrt as trt
 
@@ -407,15 +408,33 @@ def build_engine(onnx_path: Path, profile: Profile, timing_cache: Path, workspac
     shapes = builder.create_optimization_profile()
     shapes.set_shape(INPUT, *profile.shapes())
     config.add_optimization_profile(shapes)
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    if not config.set_timing_cache(cache, ignore_mismatch=False):  # from another GPU: start over
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    use_timing_cache(config, timing_cache, log)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise VidganError("TensorRT failed to build the engine (its messages are above); try a "
                           "smaller --max or --batch, or a larger --workspace")
     _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(plan)
+
+
+def use_timing_cache(config, path: Path, log: Callable[[str], None] = print) -> None:
+    """Give a builder config the timing cache saved at `path`, or a fresh one when there is none.
+
+    A cache outlives TensorRT upgrades and GPU changes: one TensorRT can't parse (it returns
+    None, which set_timing_cache would meet with a TypeError) or that is from another GPU is
+    replaced by a fresh one, with a warning; the build then rewrites the file.
+    """
+    blob = path.read_bytes() if path.is_file() else b""
+    if blob:
+        try:
+            cache = config.create_timing_cache(blob)
+            if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+                return
+        except (RuntimeError, TypeError, ValueError):
+            pass
+        log(f"warning: the timing cache {path} is from another TensorRT version or GPU, or "
+            "damaged; starting a fresh one (this build rewrites it)")
+    config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
 
 def engine_layers(engine) -> Counter:
@@ -595,7 +614,7 @@ def _engine(source: Path, info, onnx_path: Path, engine_path: Path, profile: Pro
     started = time.perf_counter()
     with _step(f"building the TensorRT {precision} engine (minutes)", log):
         plan = build_engine(onnx_path, profile, engine_path.parent / "timing.cache",
-                            workspace_gib, opt_level)
+                            workspace_gib, opt_level, log)
     sidecar = {
         "format": FORMAT, **current_env(), "precision": precision, "profile": profile.as_dict(),
         "model_hash": file_hash(source), "model_file": source.name, "arch": info.arch,

@@ -83,7 +83,8 @@ def render_video(
         audio_start=reader.begin if start else None,
         audio_end=reader.end or info.end,  # audio past the last frame is dropped
     ) as writer:
-        be = _backend(backend, model, device, precision)
+        shape = (batch_size, *frames.processing_size(info.height, info.width, height))
+        be = _backend(backend, model, device, precision, shape)
         stylize = _FrameStylizer(be, height, (out_h, out_w), side_by_side,
                                  stabilize_strength if stabilize else None)
         began = time.perf_counter()
@@ -131,12 +132,12 @@ def _expected_frames(info: video.VideoInfo, start: float, duration: float | None
     return max(1, round(seconds * info.rate)) if (start or duration) else info.frames
 
 
-def _backend(backend, model, device, precision):
+def _backend(backend, model, device, precision, shape: tuple[int, int, int]):
     if not isinstance(backend, str):
         return backend
     from vidgan.backends import load_backend
 
-    return load_backend(model, backend, device, precision)
+    return load_backend(model, backend, device, precision, shapes=[shape])
 
 
 class _FrameStylizer:
@@ -218,7 +219,8 @@ def _run(reader: video.VideoReader, stylize: _FrameStylizer, writer: video.Video
     try:
         for batch in _batches(pipes, batch_size):
             images = np.stack([f.image for f in batch]) if len(batch) > 1 else batch[0].image[None]
-            pipes.put(pipes.stylized, (stylize(images), [(f.pts, f.duration) for f in batch]))
+            host, done = to_host(stylize(images))
+            pipes.put(pipes.stylized, (host, done, [(f.pts, f.duration) for f in batch]))
         pipes.put(pipes.stylized, _END)
         while threads[1].is_alive() and not pipes.stop.is_set():
             threads[1].join(timeout=0.1)
@@ -263,12 +265,28 @@ def _batches(pipes: _Pipes, size: int):
         yield batch
 
 
+def to_host(images: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """Start copying a stylized batch to the host: (host tensor, event marking the copy done).
+
+    On CUDA the copy goes into pinned memory without blocking, so the model's thread goes on to
+    the next batch while the encode thread waits for the event (as live does). A CPU batch is
+    already there: (images, None).
+    """
+    if images.device.type != "cuda":
+        return images, None
+    host = torch.empty(images.shape, dtype=images.dtype, pin_memory=True)
+    host.copy_(images, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(images.device))
+    return host, done
+
+
 def _encode(pipes: _Pipes, writer: video.VideoWriter, bar: FrameProgress) -> None:
     while (item := pipes.get(pipes.stylized)) is not _END:
-        images, stamps = item
-        # .cpu() here, not in the model's thread: the copy waits for the device, which
-        # meanwhile can start on the next batch
-        for image, (pts, duration) in zip(images.cpu().numpy(), stamps):
+        images, done, stamps = item
+        if done is not None:
+            done.synchronize()
+        for image, (pts, duration) in zip(images.numpy(), stamps):
             writer.write(image, pts, duration)
             bar.advance()
     pipes.stop.set()  # done: lets the main thread stop waiting

@@ -45,7 +45,12 @@ def stylize_images(input: str | Path, output: str | Path, *, model: str | Path |
 
     jobs = plan(Path(input), Path(output), overwrite)
     single = Path(input).is_file()
-    be = load_backend(model, backend, device, precision) if isinstance(backend, str) else backend
+    if isinstance(backend, str):
+        sizes = filter(None, (upright_size(src) for src, _ in jobs))
+        shapes = {(1, *frames.processing_size(h, w, height)) for h, w in sizes}
+        be = load_backend(model, backend, device, precision, shapes=sorted(shapes))
+    else:
+        be = backend
     stylizer = frames.Stylizer(be, height)
     written, skipped = [], []
     began = time.perf_counter()
@@ -132,6 +137,20 @@ def load_image(path: Path, strict: bool = True, header_only: bool = False) -> np
         if strict:
             raise VidganError(f"{path} is not an image PIL can read ({exc})") from None
         return None
+
+
+def upright_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) of an image as load_image returns it (EXIF rotation applied), from its header
+    alone; None when PIL can't read it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            turned = im.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    return (w, h) if turned else (h, w)
 
 
 def save_image(image: np.ndarray, path: Path) -> None:

@@ -91,23 +91,43 @@ def _cudnn_version(v: int) -> str:
 
 
 def _tensorrt() -> str:
+    from vidgan.backends.trt_backend import NO_TRT_FASTEST, tensorrt_install
+
     try:
         import tensorrt
     except ImportError:
-        return "not installed: pip install 'vidgan[trt]'"
+        return f"not installed: {tensorrt_install()}; {NO_TRT_FASTEST}"
     except (OSError, RuntimeError) as exc:  # installed, but its CUDA libraries fail to load
         return f"installed but fails to import: {exc}"
     return tensorrt.__version__
 
 
 def _onnxruntime() -> str:
+    from vidgan.backends.ort_backend import (
+        CUDA_PROVIDER,
+        cuda_provider_error,
+        onnxruntime_distributions,
+        shadowed_note,
+    )
+
+    installed = onnxruntime_distributions()
     try:
         import onnxruntime
-    except ImportError:
+    except ImportError as exc:
+        if installed:  # one of two builds sharing the folder was uninstalled, taking shared files
+            return (f"installed ({', '.join(n for n, _ in installed)}) but fails to import ({exc}); "
+                    "pip install --force-reinstall --no-deps onnxruntime-gpu (or onnxruntime)")
         return "not installed: pip install onnxruntime (or 'vidgan[gpu]' for CUDA)"
-    return (
-        f"{onnxruntime.__version__}, providers: {', '.join(onnxruntime.get_available_providers())}"
-    )
+    providers = onnxruntime.get_available_providers()
+    notes = [shadowed_note(installed, providers)]
+    import torch
+
+    # A GPU build lists the CUDA provider, which still loads only where its libraries are found
+    if CUDA_PROVIDER in providers and torch.cuda.is_available():
+        error = cuda_provider_error(Path(onnxruntime.__file__).parent / "capi")
+        notes.append(f"its CUDA provider can't load ({error})" if error else None)
+    return f"{onnxruntime.__version__}, providers: {', '.join(providers)}" + "".join(
+        f"; {note}" for note in notes if note)
 
 
 def _pyav_rows() -> list[tuple[str, str]]:

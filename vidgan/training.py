@@ -329,7 +329,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     gan = CycleGAN(cfg, device, world)
     state = {"epoch": 0, "batch": 0, "step": 0, "seconds": 0.0}
     if ckpt is not None:
-        state = _load_checkpoint(ckpt, gan, device)
+        state = _load_checkpoint(ckpt, gan)
     elif cfg.warm_start:
         gan.warm_start(*cfg.warm_start)
     if rank > 0:  # its own dropout masks (U-Net), not rank 0's
@@ -393,9 +393,10 @@ def setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     want = cfg.device
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda") and not torch.cuda.is_available():
+    cuda = want.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         raise VidganError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
-    device = torch.device(f"cuda:{local}" if want.startswith("cuda") and world > 1 else want)
+    device = training_device(want, world, local, torch.cuda.current_device() if cuda else 0)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True  # fixed crop size: autotuned convolutions pay off
@@ -404,6 +405,18 @@ def setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
+
+
+def training_device(want: str, world: int, local: int, current: int) -> torch.device:
+    """The device of this process ("cpu", "cuda" or "cuda:N" wanted), always indexed on CUDA:
+    torch.cuda.set_device refuses a bare "cuda". Under torchrun each process takes the GPU of
+    its LOCAL_RANK; a single process takes the index asked for, else the current device."""
+    if not want.startswith("cuda"):
+        return torch.device(want)
+    if world > 1:
+        return torch.device("cuda", local)
+    index = torch.device(want).index
+    return torch.device("cuda", current if index is None else index)
 
 
 def _datasets(cfg: TrainConfig) -> tuple[list[Path], list[Path], tuple[list[Path], list[Path]]]:
@@ -522,12 +535,14 @@ def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> 
     return path
 
 
-def _load_checkpoint(path: Path, gan: CycleGAN, device: torch.device) -> dict:
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+def _load_checkpoint(path: Path, gan: CycleGAN) -> dict:
+    # Read onto the CPU whatever the training device: the RNG states must stay CPU ByteTensors
+    # (map_location=cuda would move the list of CUDA generator states too, and
+    # torch.cuda.set_rng_state_all refuses those), and load_state_dict copies the weights, the
+    # optimizer moments and the pools onto the models' device anyway.
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
     gan.load_state_dict(ckpt)
-    set_rng_state(
-        {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in ckpt["rng"].items()}
-    )
+    set_rng_state(ckpt["rng"])
     return ckpt["state"]
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -41,14 +42,16 @@ def _onnxruntime(model, device: torch.device, precision: str) -> Backend:
     return OnnxRuntimeBackend.from_file(model, device, precision)
 
 
-def _tensorrt(model, device: torch.device, precision: str) -> Backend:
-    """The engine built for this model, TensorRT version and GPU (its precision is its own)."""
+def _tensorrt(model, device: torch.device, precision: str, shapes=()) -> Backend:
+    """The engine built for this model, TensorRT version and GPU that takes `shapes` (its
+    precision is its own)."""
     from vidgan.backends.trt_backend import TensorRTBackend
 
-    return TensorRTBackend.for_model(model, device)
+    return TensorRTBackend.for_model(model, device, shapes=shapes)
 
 
-# name -> loader(model, device, precision, **options); options reach the torch loader only.
+# name -> loader(model, device, precision, **options): torch options reach the torch loader,
+# shapes the TensorRT one.
 LOADERS: dict[str, Callable[..., Backend]] = {
     "torch": _torch,
     "onnxruntime": _onnxruntime,
@@ -66,16 +69,20 @@ def load_backend(
     *,
     compile: bool = False,
     cuda_graphs: bool = False,
+    shapes: Sequence[tuple[int, int, int]] = (),
 ) -> Backend:
     """Load `model` (a model file; None = the bundled one) behind the named backend.
 
     backend: "auto" picks the fastest available: on CUDA a TensorRT engine built for this model
-        and GPU when there is one, else torch fp16; on the CPU onnxruntime (about 1.8x torch
+        and GPU when there is one that takes `shapes`, else torch fp16; on the CPU onnxruntime (about 1.8x torch
         eager for vidgan's generators in `vidgan bench model`). The result's `name` says which.
     device: "cpu", "cuda", "cuda:N", or None / "auto" (CUDA when available).
     precision: "fp32", "fp16" or "auto" (fp16 on CUDA, fp32 on the CPU).
     compile, cuda_graphs: torch only: torch.compile the generator; replay CUDA graphs captured
         per input shape (GPU only). Either makes "auto" mean torch.
+    shapes: what the caller will run, as (N, H, W) items: batches of up to N frames processed at
+        H x W (before padding to the model's multiple). "auto" skips a TensorRT engine whose
+        profile doesn't take them, saying why in a warning line; "tensorrt" refuses it up front.
     """
     if backend not in BACKENDS:
         raise VidganError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
@@ -88,23 +95,27 @@ def load_backend(
     model = modelfile.resolve(model)
     torch_options = {"compile": compile, "cuda_graphs": cuda_graphs}
     if backend == "auto":
-        backend = "torch" if any(torch_options.values()) else _fastest(model, dev)
-    if backend != "torch":
-        if any(torch_options.values()):
-            raise VidganError(
-                f"--compile and --cuda-graphs apply to the torch backend, not {backend}")
-        loaded = LOADERS[backend](model, dev, precision)
-    else:
+        backend = "torch" if any(torch_options.values()) else _fastest(model, dev, shapes)
+    if backend == "torch":
         loaded = LOADERS[backend](model, dev, precision, **torch_options)
+    elif any(torch_options.values()):
+        raise VidganError(f"--compile and --cuda-graphs apply to the torch backend, not {backend}")
+    elif backend == "tensorrt":
+        loaded = LOADERS[backend](model, dev, precision, shapes=shapes)
+    else:
+        loaded = LOADERS[backend](model, dev, precision)
     loaded.model_name = model.name
     return loaded
 
 
-def _fastest(model: str | Path | None, device: torch.device) -> str:
+def _fastest(model: str | Path | None, device: torch.device, shapes) -> str:
     if device.type == "cuda":
-        from vidgan.backends.trt_backend import find_engine
+        from vidgan.backends.trt_backend import choose_engine
 
-        return "tensorrt" if find_engine(model) is not None else "torch"
+        engine, why = choose_engine(model, shapes, device=device)
+        if why:  # there is an engine for this model, but not one for this run
+            print(f"warning: not using TensorRT: {why}; running torch instead", file=sys.stderr)
+        return "tensorrt" if engine is not None else "torch"
     return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "torch"
 
 

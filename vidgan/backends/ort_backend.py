@@ -8,6 +8,7 @@ bound to torch tensors by pointer (IO binding), so no frame is copied on either 
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from vidgan.backends import cpu_cores
 from vidgan.backends.trt_backend import engines_dir
 from vidgan.errors import VidganError
 
-GPU_HINT = "install onnxruntime-gpu in place of onnxruntime (pip install 'vidgan[gpu]')"
+GPU_HINT = ("install onnxruntime-gpu over onnxruntime: pip install 'vidgan[gpu]', then "
+            "pip install --force-reinstall --no-deps onnxruntime-gpu")
+CUDA_PROVIDER = "CUDAExecutionProvider"
 ELEMENT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 
 
@@ -36,14 +39,19 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         cuda = device.type == "cuda"
-        if cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise VidganError(
-                f"this onnxruntime has no CUDA support; {GPU_HINT}, or use --backend torch")
+        if cuda and CUDA_PROVIDER not in ort.get_available_providers():
+            why = shadowed_note(onnxruntime_distributions(), ort.get_available_providers())
+            raise VidganError(f"this onnxruntime has no CUDA support; {why or GPU_HINT}, "
+                              "or use --backend torch")
         self.device = device
         self.multiple = multiple
         self._stream = torch.cuda.Stream(device) if cuda else None
         self.session = ort.InferenceSession(str(onnx_path), _session_options(ort, cuda),
                                             providers=self._providers())
+        if cuda:  # onnxruntime falls back to the CPU, with a log line, when CUDA can't start
+            problem = cuda_fallback(self.session.get_providers(), Path(ort.__file__).parent / "capi")
+            if problem:
+                raise VidganError(problem)
         (inp,), (out,) = self.session.get_inputs(), self.session.get_outputs()
         self._input, self._output = inp.name, out.name
         self.input_dtype, self.output_dtype = ELEMENT_TYPES[inp.type], ELEMENT_TYPES[out.type]
@@ -88,7 +96,66 @@ class OnnxRuntimeBackend:
         options = {"device_id": self.device.index or 0,
                    "user_compute_stream": str(self._stream.cuda_stream),
                    "cudnn_conv_algo_search": "EXHAUSTIVE"}
-        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+        return [(CUDA_PROVIDER, options), "CPUExecutionProvider"]
+
+
+def cuda_fallback(session_providers: list[str], capi: Path) -> str | None:
+    """Why a session asked to run on CUDA got only the CPU provider, in one line; None if it did not.
+
+    The real cause (a CUDA or cuDNN library the provider can't find) is what loading the
+    provider library from `capi` (onnxruntime's own folder) fails with.
+    """
+    if CUDA_PROVIDER in session_providers:
+        return None
+    cause = cuda_provider_error(capi) or "its libraries load, so see onnxruntime's message above"
+    return (f"onnxruntime could not start its CUDA provider ({cause}); it needs the CUDA and "
+            "cuDNN libraries of its build (pip install 'onnxruntime-gpu[cuda,cudnn]'), or use "
+            "--backend torch")
+
+
+def cuda_provider_error(capi: Path) -> str | None:
+    """Why onnxruntime's CUDA provider library in `capi` can't be loaded, or None if it can."""
+    library = capi / "libonnxruntime_providers_cuda.so"
+    if not library.is_file():
+        return f"its {library.name} is missing"
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return str(exc).strip()
+    return None
+
+
+def onnxruntime_distributions(path: list[str] | None = None) -> list[tuple[str, str]]:
+    """(name, version) of each installed distribution that writes the `onnxruntime` package.
+
+    onnxruntime and onnxruntime-gpu (and the other builds) install into the same folder, so with
+    two of them the files of whichever was installed last are the ones that run
+    (microsoft/onnxruntime#26996). `path`: folders to look in (default sys.path).
+    """
+    from importlib import metadata
+
+    found = set()
+    for dist in metadata.distributions(path=path) if path is not None else metadata.distributions():
+        # top_level.txt when the wheel has one: reading every RECORD takes seconds
+        top = dist.read_text("top_level.txt")
+        names = top.split() if top is not None else {f.parts[0] for f in dist.files or ()}
+        if "onnxruntime" in names:
+            found.add((dist.metadata["Name"], dist.version))
+    return sorted(found)
+
+
+def shadowed_note(distributions: list[tuple[str, str]], providers: list[str]) -> str | None:
+    """One line about two onnxruntime builds sharing one folder (see onnxruntime_distributions),
+    given the providers the importable one offers; None when only one build is installed."""
+    if len(distributions) < 2:
+        return None
+    names = " and ".join(f"{name} {version}" for name, version in distributions)
+    gpu = next((f"{n}=={v}" for n, v in distributions if n.lower() == "onnxruntime-gpu"), None)
+    fix = f"pip install --force-reinstall --no-deps {gpu or 'onnxruntime-gpu'}"
+    if CUDA_PROVIDER in providers:
+        return (f"{names} share one folder; the GPU build's files are in place, but reinstalling "
+                f"the other undoes that (then: {fix})")
+    return f"{names} share one folder and the CPU build's files won, so CUDA is missing: {fix}"
 
 
 def _session_options(ort, cuda: bool):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+import threading
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from vidgan.errors import VidganError
 FORMAT = "vidgan-engine/1"
 INPUT, OUTPUT = "input", "output"
 REBUILD = "rebuild it with `vidgan export --fp16`"
+ALIGNMENT = 256  # bytes: TensorRT needs every tensor address on such a boundary
 
 
 def engines_dir() -> Path:
@@ -83,33 +84,84 @@ def current_env(device: torch.device | None = None) -> dict:
             "compute_capability": f"{major}.{minor}"}
 
 
+# The CUDA major of the `trt` extra's tensorrt-cuNN (pyproject.toml): that of torch's own build.
+TRT_EXTRA_CUDA = "13"
+NO_TRT_FASTEST = "GPU inference without TensorRT runs torch fp16 (channels_last), which needs nothing more"
+
+
+def tensorrt_install() -> str:
+    """How to install TensorRT for this torch's CUDA, and when that can't work, in a few words."""
+    major = (torch.version.cuda or "").partition(".")[0]
+    if not major:
+        return "a CUDA build of torch first, then TensorRT"
+    command = ("pip install 'vidgan[trt]'" if major == TRT_EXTRA_CUDA
+               else f"pip install tensorrt-cu{major}")
+    # tensorrt-cuNN on PyPI is a placeholder whose install downloads the libraries
+    return (f"{command}: it downloads TensorRT for CUDA {major} from NVIDIA's package index while "
+            "installing, so offline or with only PyPI reachable it fails")
+
+
 def missing_requirements() -> str | None:
     """One line naming what TensorRT engines need and this machine lacks, or None."""
     missing = []
     if importlib.util.find_spec("tensorrt") is None:
-        missing.append("TensorRT (install it with: pip install 'vidgan[trt]')")
+        missing.append(f"TensorRT (install it with: {tensorrt_install()})")
     if not torch.cuda.is_available():
         missing.append("a CUDA GPU (none is visible to PyTorch: needs an NVIDIA GPU, its driver "
                        "and a CUDA build of torch)")
     if not missing:
         return None
-    return f"TensorRT engines need {' and '.join(missing)}; `vidgan export --onnx` works without them"
+    return (f"TensorRT engines need {' and '.join(missing)}; `vidgan export --onnx` works "
+            f"without them, and {NO_TRT_FASTEST}")
 
 
-def find_engine(model_path: str | Path | None, directory: Path | None = None) -> Path | None:
-    """The engine for this model file that runs on this TensorRT and GPU (fp16 first), or None.
+def profile_gap(sidecar: dict, shapes) -> str | None:
+    """Why an engine (described by its sidecar) can't take every shape in `shapes`, or None.
 
-    Cheap when there is nothing to find: no engine sidecars, or no TensorRT/GPU, returns None
-    without importing TensorRT.
+    shapes: (N, H, W) items, each batches of 1..N frames processed at H x W, before the padding
+    to the engine's multiple that vidgan.frames adds. The reason ends with the export flags that
+    build an engine which can.
+    """
+    multiple = int(sidecar.get("multiple", 1))
+    low, high = (sidecar.get("profile") or {}).get("min"), (sidecar.get("profile") or {}).get("max")
+    if not (low and high):
+        return f"its sidecar has no profile; {REBUILD}"
+    for n, h, w in shapes:
+        ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+        if low[0] > 1 or n > high[0]:
+            return (f"it takes batches of {low[0]}..{high[0]} frames, not {n}; "
+                    f"rebuild it with `vidgan export --fp16 --batch {n}`")
+        if not (low[2] <= ph <= high[2] and low[3] <= pw <= high[3]):
+            flag = (f"--min {min(ph, low[2])}x{min(pw, low[3])}" if ph < low[2] or pw < low[3]
+                    else f"--max {max(ph, high[2])}x{max(pw, high[3])}")
+            return (f"it takes {low[2]}x{low[3]} .. {high[2]}x{high[3]} (HxW), not {ph}x{pw}; "
+                    f"rebuild it with `vidgan export --fp16 {flag}`")
+    return None
+
+
+def choose_engine(model_path: str | Path | None, shapes=(), directory: Path | None = None,
+                  device: torch.device | None = None) -> tuple[Path | None, str | None]:
+    """The engine of this model file (fp16 first, newest first) that runs on this TensorRT and
+    GPU and takes `shapes` (see profile_gap), or None and why not in one line.
+
+    The reason is None when the model has no engine at all. Cheap then: without engine
+    sidecars TensorRT is not imported.
     """
     candidates = _engines_for(model_path, directory)
-    if not candidates or missing_requirements():
-        return None
-    env = current_env()
+    if not candidates:
+        return None, None
+    missing = missing_requirements()
+    if missing:
+        return None, missing
+    env = current_env(device)
+    reasons = []
     for engine, sidecar in candidates:
-        if sidecar_mismatch(sidecar, env) is None:
-            return engine
-    return None
+        why = sidecar_mismatch(sidecar, env)
+        why = f"{why}; {REBUILD}" if why else profile_gap(sidecar, shapes)
+        if why is None:
+            return engine, None
+        reasons.append(f"engine {engine.name} can't run here: {why}")
+    return None, reasons[0]
 
 
 def _engines_for(model_path: str | Path | None, directory: Path | None) -> list[tuple[Path, dict]]:
@@ -133,25 +185,14 @@ def _engines_for(model_path: str | Path | None, directory: Path | None) -> list[
     return sorted(found, key=lambda pair: pair[1].get("precision") != "fp16")
 
 
-@dataclass
-class _Lane:
-    """One non-default CUDA stream and the execution context that runs on it."""
-
-    stream: torch.cuda.Stream
-    context: object
-    shape: tuple[int, ...] = ()
-    out_shape: tuple[int, ...] = ()
-
-
 class TensorRTBackend:
     """Runs a TensorRT engine on NCHW batches that live on the GPU.
 
     __call__ takes an input of `input_dtype` (float32 for vidgan's engines: the FP16 graph casts
     inside) whose shape lies in the engine's profile, and returns a new output tensor. Work is
-    enqueued on a non-default stream, ordered after the caller's current stream and before
-    anything the caller enqueues next; nothing waits for the host. Each caller stream gets its
-    own stream and execution context, so threads that call concurrently must use different
-    streams (torch.cuda.stream(...)).
+    enqueued on a non-default stream of the backend's own, ordered after the caller's current
+    stream and before anything the caller enqueues next; nothing waits for the host. Callers on
+    any stream or thread share one execution context, so calls run one after another on the GPU.
     """
 
     def __init__(self, plan: bytes, sidecar: dict, device: torch.device | None = None):
@@ -164,13 +205,20 @@ class TensorRTBackend:
         with torch.cuda.device(self.device):
             self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self.engine = self._runtime.deserialize_cuda_engine(plan)
-        if self.engine is None:
-            raise VidganError(f"TensorRT could not load the engine; {REBUILD}")
+            if self.engine is None:
+                raise VidganError(f"TensorRT could not load the engine; {REBUILD}")
+            # One context for every caller, made now: its activation memory (sized for the
+            # profile's largest shape) is allocated once, here, not by a new caller's first
+            # frame in the middle of a stream; and what warms up is what runs.
+            self._context = self.engine.create_execution_context()
+            self._stream = torch.cuda.Stream(self.device)
+        self._lock = threading.Lock()  # one context: set shape, addresses and enqueue together
+        self._shape: tuple[int, ...] = ()
+        self._out_shape: tuple[int, ...] = ()
         self.input_dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(INPUT))
         self.output_dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(OUTPUT))
         low, _, high = self.engine.get_tensor_profile_shape(INPUT, 0)
         self.min_shape, self.max_shape = tuple(low), tuple(high)
-        self._lanes: dict[int, _Lane] = {}
 
     @classmethod
     def from_file(cls, engine: str | Path, device: torch.device | None = None) -> TensorRTBackend:
@@ -186,50 +234,44 @@ class TensorRTBackend:
 
     @classmethod
     def for_model(cls, model_path: str | Path | None, device: torch.device | None = None,
-                  directory: Path | None = None) -> TensorRTBackend:
-        """The engine built from this model file for this machine; says why when there is none."""
-        env = current_env(device)
-        candidates = _engines_for(model_path, directory)
-        if not candidates:
-            raise VidganError(f"no TensorRT engine for this model in {directory or engines_dir()}; "
-                              "build one with `vidgan export --fp16`")
-        for engine, sidecar in candidates:
-            if sidecar_mismatch(sidecar, env) is None:
-                return cls(engine.read_bytes(), sidecar, device)
-        engine, sidecar = candidates[0]
-        raise VidganError(f"engine {engine.name} can't run here: {sidecar_mismatch(sidecar, env)}; {REBUILD}")
+                  directory: Path | None = None, shapes=()) -> TensorRTBackend:
+        """The engine built from this model file for this machine that takes `shapes` (see
+        profile_gap); says why when there is none."""
+        current_env(device)  # TensorRT and a GPU, or the one-line reason
+        engine, why = choose_engine(model_path, shapes, directory, device)
+        if engine is None:
+            raise VidganError(why or f"no TensorRT engine for this model in "
+                              f"{directory or engines_dir()}; build one with `vidgan export --fp16`")
+        return cls(engine.read_bytes(), read_sidecar(engine), device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 3, H, W) `input_dtype` on `device`, inside the profile -> same shape, `output_dtype`."""
         self._check(x)
-        x = x.contiguous()
+        x = aligned(x.contiguous())
         caller = torch.cuda.current_stream(self.device)
-        lane = self._lane(caller)
-        context = lane.context
-        if x.shape != lane.shape:
-            if not context.set_input_shape(INPUT, tuple(x.shape)):
-                raise VidganError(f"TensorRT rejected input shape {tuple(x.shape)}")
-            lane.shape, lane.out_shape = x.shape, tuple(context.get_tensor_shape(OUTPUT))
-        # A new output from torch's caching allocator (no cudaMalloc), on the caller's stream:
-        # the caller waits for the lane below before any later work, so the allocator can't hand
-        # x or out to anything else while TensorRT still uses them, and a caller may keep
-        # several outputs in flight.
-        out = torch.empty(lane.out_shape, dtype=self.output_dtype, device=self.device)
-        context.set_tensor_address(INPUT, x.data_ptr())
-        context.set_tensor_address(OUTPUT, out.data_ptr())
-        lane.stream.wait_stream(caller)
-        if not context.execute_async_v3(lane.stream.cuda_stream):
-            raise RuntimeError(f"TensorRT failed to enqueue a batch of shape {tuple(x.shape)}")
-        caller.wait_stream(lane.stream)
+        with self._lock, torch.cuda.device(self.device):  # the engine's GPU, whatever is current
+            context = self._context
+            if x.shape != self._shape:
+                if not context.set_input_shape(INPUT, tuple(x.shape)):
+                    raise VidganError(f"TensorRT rejected input shape {tuple(x.shape)}")
+                self._shape, self._out_shape = x.shape, tuple(context.get_tensor_shape(OUTPUT))
+            # A new output from torch's caching allocator (no cudaMalloc, 512-byte aligned), on the
+            # caller's stream: the caller waits for ours below before any later work, so the
+            # allocator can't hand x or out to anything else while TensorRT still uses them, and
+            # a caller may keep several outputs in flight.
+            out = torch.empty(self._out_shape, dtype=self.output_dtype, device=self.device)
+            self._bind(INPUT, x)
+            self._bind(OUTPUT, out)
+            self._stream.wait_stream(caller)
+            if not context.execute_async_v3(self._stream.cuda_stream):
+                raise RuntimeError(f"TensorRT failed to enqueue a batch of shape {tuple(x.shape)}")
+            caller.wait_stream(self._stream)
         return out
 
-    def _lane(self, caller: torch.cuda.Stream) -> _Lane:
-        lane = self._lanes.get(caller.cuda_stream)
-        if lane is None:
-            with torch.cuda.device(self.device):
-                lane = _Lane(torch.cuda.Stream(self.device), self.engine.create_execution_context())
-            self._lanes[caller.cuda_stream] = lane
-        return lane
+    def _bind(self, name: str, tensor: torch.Tensor) -> None:
+        if not self._context.set_tensor_address(name, tensor.data_ptr()):
+            raise RuntimeError(f"TensorRT refused the address of {name} {tuple(tensor.shape)} "
+                               f"(0x{tensor.data_ptr():x}; it needs {ALIGNMENT}-byte alignment)")
 
     def _check(self, x: torch.Tensor) -> None:
         if x.device != self.device or x.dtype != self.input_dtype:
@@ -245,6 +287,12 @@ class TensorRTBackend:
                 f"input shape {shape} is outside the engine's profile {self.min_shape} .. "
                 f"{self.max_shape}; rebuild with `vidgan export --fp16 --min HxW --max HxW --batch N`"
             )
+
+
+def aligned(x: torch.Tensor) -> torch.Tensor:
+    """x, or a copy where its data does not start on an ALIGNMENT boundary: a view such as
+    batch[1:] starts mid-allocation, and TensorRT refuses such an address."""
+    return x if x.data_ptr() % ALIGNMENT == 0 else x.clone(memory_format=torch.contiguous_format)
 
 
 def _device(device: torch.device | str | None) -> torch.device:

@@ -434,7 +434,8 @@ def run_live(source: Source | None = None, *, camera: str | None = None,
         if isinstance(backend, str):
             from vidgan.backends import load_backend
 
-            backend = load_backend(model, backend, device, precision)
+            shape = (1, *processing_size(source.height, source.width, height))
+            backend = load_backend(model, backend, device, precision, shapes=[shape])
         inference = _inference(backend, height, stabilize, stabilize_strength)
         inference.warm_up(source.height, source.width)
         win = Window() if window is True else window or None
