@@ -110,8 +110,9 @@ def live(
     monitor: int | None = typer.Option(None, "--monitor", help="Monitor for --screen: 1 = primary (default), 0 = all."),
     region: str | None = typer.Option(None, "--region", help="Capture X,Y,W,H of the monitor (pixels)."),
     input: Path | None = typer.Option(None, "--input", help="A video file played as if live, at its own frame rate."),
+    loop: bool = typer.Option(False, "--loop", help="With --input: play the file again and again."),
     capture_size: str | None = typer.Option(None, "--capture-size", help="WxH to ask of the camera, e.g. 1280x720."),
-    fps: float | None = typer.Option(None, "--fps", help="Frame rate to ask of the camera; screen grabs per second (30)."),
+    fps: float | None = typer.Option(None, "--fps", help="Frame rate to ask of the camera; the most screen grabs per second (30)."),
     model: Path | None = ModelOpt,
     quality: str | None = QualityOpt,
     backend: str = BackendOpt,
@@ -119,23 +120,28 @@ def live(
     precision: str = PrecisionOpt,
     height: int | None = typer.Option(None, "--height", min=16, help="Processing height; the window keeps the source's size."),
     no_window: bool = typer.Option(False, "--no-window", help="Headless: a stats line every few seconds."),
-    record: Path | None = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles)."),
+    window_size: str | None = typer.Option(None, "--window-size", help="WxH of the window for one picture (default: the output's size)."),
+    no_overlay: bool = typer.Option(False, "--no-overlay", help="Start without the stats overlay (key i toggles it)."),
+    record: Path | None = typer.Option(None, "--record", help="Record the stylized stream to this file (key r toggles; later takes are named by their start time)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the --record file if it exists."),
     virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send the stream to a virtual camera (OBS, Zoom, ...)."),
+    serve: str | None = typer.Option(None, "--serve", help="[HOST:]PORT: a page and an MJPEG stream (/stream.mjpg) for OBS, VLC, browsers; HOST 127.0.0.1 unless given."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
     stabilize: bool = StabilizeOpt,
     stabilize_strength: float = StabilizeStrengthOpt,
 ) -> None:
     """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
-    o original, f fullscreen, space pause, r record."""
+    o original, f fullscreen, space pause, r record, i overlay, h the key list."""
     from vidgan.live import run_live
 
     model = _model(model, quality, device, realtime=True)
     run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
-             capture_size=capture_size, fps=fps, model=model, backend=backend, device=device,
-             precision=precision, height=height, window=not no_window, record=record,
-             virtual_cam=virtual_cam, max_frames=max_frames, duration=duration,
-             stabilize=stabilize, stabilize_strength=stabilize_strength)
+             loop=loop, capture_size=capture_size, fps=fps, model=model, backend=backend,
+             device=device, precision=precision, height=height, window=not no_window,
+             window_size=window_size, overlay=not no_overlay, record=record,
+             overwrite=overwrite, virtual_cam=virtual_cam, serve=serve, max_frames=max_frames,
+             duration=duration, stabilize=stabilize, stabilize_strength=stabilize_strength)
 
 
 @app.command()

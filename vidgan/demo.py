@@ -183,6 +183,7 @@ class _KeepStills:
     def __init__(self, source, every: float, count: int = STILLS):
         self.source, self.every, self.count = source, every, count
         self.name, self.width, self.height, self.rate = source.name, source.width, source.height, source.rate
+        self.on_demand = source.on_demand
         self.kept: list[np.ndarray] = []
         self.last: np.ndarray | None = None
         self._next = None
@@ -223,7 +224,7 @@ def _live_demo(out: Path, model: Path, camera: str | None, source, seconds: floa
     keeper = _KeepStills(source or open_source(camera=str(camera)), every=seconds / STILLS)
     recording = out.with_name(f"{out.stem}.recording{out.suffix}")
     stats = run_live(keeper, backend=backend, height=height, window=False, record=recording,
-                     duration=seconds, stats_every=None)
+                     overwrite=True, duration=seconds, stats_every=None)
     if not recording.exists():
         raise VidganError(f"{keeper.name} gave no frames: nothing recorded")
     os.replace(recording, out)

@@ -3,7 +3,9 @@
 Every source has the same small interface (`Source`): `read()` blocks until the next frame and
 returns it as RGB uint8 (H, W, 3), or None when the source has ended; `lost` then says whether
 it ended because the device went away. The pipeline calls `read()` in its capture thread, so a
-source may open its per-thread resources (mss) on the first call.
+source may open its per-thread resources (mss) on the first call. A source that is `on_demand`
+is read only when the model is ready for a frame (a screen grab costs CPU and nobody waits for
+it); the others are read as fast as they deliver, since a camera's frames pile up otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Source(Protocol):
     rate: Fraction  # nominal frames per second
     lost: bool  # True once read() returned None because the device disconnected
     skipped: int  # frames the source itself dropped because it fell behind (file source)
+    on_demand: bool  # read only when a frame is wanted (screen), not as fast as it delivers
 
     def read(self) -> np.ndarray | None: ...
 
@@ -40,13 +43,15 @@ class Source(Protocol):
 
 def open_source(camera: str | None = None, screen: bool = False, monitor: int | None = None,
                 region: str | None = None, input: str | Path | None = None,
-                capture_size: str | None = None, fps: float | None = None) -> Source:
+                capture_size: str | None = None, fps: float | None = None,
+                loop: bool = False) -> Source:
     """The one source the options name.
 
     camera: index, device path or rtsp/http URL. screen: capture the screen; monitor: which
     (mss numbering, 1 = primary, 0 = all; giving it implies screen); region: "X,Y,W,H" on that
-    monitor (implies screen). input: a video file played as live. capture_size: "WxH" asked
-    of a camera; fps: asked of a camera, or screen grabs per second (default 30).
+    monitor (implies screen). input: a video file played as live; loop: play it again and again.
+    capture_size: "WxH" asked of a camera; fps: asked of a camera, or the most screen grabs per
+    second (default 30).
     """
     screen = screen or monitor is not None or region is not None
     chosen = [name for name, given in (("--camera", camera is not None), ("--screen", screen),
@@ -55,11 +60,13 @@ def open_source(camera: str | None = None, screen: bool = False, monitor: int | 
         what = " and ".join(chosen) if chosen else "none"
         raise VidganError(f"give one source, not {what}: --camera N|/dev/videoX|URL, --screen "
                           "(--monitor N, --region X,Y,W,H) or --input FILE")
+    if loop and input is None:
+        raise VidganError("--loop applies to --input: a file played as live, again and again")
     if input is not None:
         if capture_size or fps:
             raise VidganError("--capture-size and --fps do not apply to --input: a file plays "
                               "at its own size and frame rate")
-        return FileSource(input)
+        return FileSource(input, loop)
     if camera is not None:
         return CameraSource(camera, parse_size(capture_size), fps)
     if capture_size:
@@ -68,16 +75,16 @@ def open_source(camera: str | None = None, screen: bool = False, monitor: int | 
     return ScreenSource(monitor, parse_region(region), fps or 30)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """"1280x720" -> (1280, 720)."""
+def parse_size(text: str | None, option: str = "--capture-size") -> tuple[int, int] | None:
+    """"1280x720" -> (1280, 720); `option` names the flag in errors."""
     if not text:
         return None
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise VidganError(f"--capture-size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
+        raise VidganError(f"{option} {text!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
     if w <= 0 or h <= 0:
-        raise VidganError(f"--capture-size {text!r} needs a positive width and height")
+        raise VidganError(f"{option} {text!r} needs a positive width and height")
     return w, h
 
 
@@ -105,7 +112,7 @@ class CameraSource:
     def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None):
         import cv2
 
-        self.lost, self.skipped = False, 0
+        self.lost, self.skipped, self.on_demand = False, 0, False
         target = _camera_target(spec)
         self.name = f"camera {spec}" if isinstance(target, int) else spec
         with _quiet_opencv():
@@ -219,7 +226,9 @@ def _quiet_opencv():
 
 
 class ScreenSource:
-    """Screen or game capture through mss: a monitor or a region of it, `fps` grabs a second."""
+    """Screen or game capture through mss: a monitor or a region of it, at most `fps` grabs a
+    second, each when the model is ready for it (so the grab is fresh and costs no CPU while
+    the model is busy)."""
 
     def __init__(self, monitor: int | None = None, region: tuple[int, int, int, int] | None = None,
                  fps: float = 30):
@@ -236,7 +245,7 @@ class ScreenSource:
         self.width, self.height = self.box["width"], self.box["height"]
         self.rate = Fraction(fps).limit_denominator(1001)
         self.name = f"screen {1 if monitor is None else monitor}"
-        self.lost, self.skipped = False, 0
+        self.lost, self.skipped, self.on_demand = False, 0, True
         self._sct = None
         self._next = None
 
@@ -289,40 +298,60 @@ def first_line(exc: BaseException) -> str:
 class FileSource:
     """A video file played as if live: frames are released at their timestamps against the
     monotonic clock; a frame that is already a frame interval late is skipped, as a camera
-    drops what nobody reads in time."""
+    drops what nobody reads in time. With `loop`, the file starts again after its last frame,
+    one frame later, and never ends. clock/sleep: time.monotonic and time.sleep, or stand-ins."""
 
-    def __init__(self, path: str | Path):
-        from vidgan.video import VideoReader, probe
+    def __init__(self, path: str | Path, loop: bool = False, clock=time.monotonic,
+                 sleep=time.sleep):
+        from vidgan.video import probe
 
-        info = probe(path)
+        self._info = info = probe(path)
         self.width, self.height, self.rate = info.width, info.height, info.rate
         self.name = info.path.name
-        self.lost, self.skipped = False, 0
-        self._frames = iter(VideoReader(info))
+        self.lost, self.skipped, self.on_demand = False, 0, False
+        self.loop, self._clock, self._sleep = loop, clock, sleep
         self._time_base = float(info.time_base)
         self._interval = float(1 / info.rate)
+        self._start_pass(None)
+
+    def _start_pass(self, start: float | None) -> None:
+        """Decode from the first frame, showing it at monotonic time `start` (None: when it is
+        read, so the time spent warming up the model is not counted as lateness)."""
+        from vidgan.video import VideoReader
+
+        self._frames = iter(VideoReader(self._info))
         self._index = 0
-        self._origin: tuple[float, float] | None = None  # (first frame's time, monotonic then)
+        self._start: float | None = start
+        self._origin: float | None = None  # the first frame's time in the file, seconds
+        self._end: float | None = None  # when the last frame released so far stops showing
 
     def read(self) -> np.ndarray | None:
-        for frame in self._frames:
-            due = self._due(frame.pts)
-            now = time.monotonic()
-            if now > due + self._interval:
-                self.skipped += 1
-                continue
-            if now < due:
-                time.sleep(due - now)
-            return frame.image
-        return None
+        while True:
+            for frame in self._frames:
+                due = self._due(frame.pts, frame.duration)
+                now = self._clock()
+                if now > due + self._interval:
+                    self.skipped += 1
+                    continue
+                if now < due:
+                    self._sleep(due - now)
+                return frame.image
+            if not self.loop or self._end is None:  # (a pass without frames would spin)
+                return None
+            self._frames.close()
+            self._start_pass(self._end)
 
-    def _due(self, pts: int | None) -> float:
-        """The monotonic time at which the frame with `pts` is to be shown."""
+    def _due(self, pts: int | None, duration: int | None) -> float:
+        """The monotonic time at which the frame with `pts` (lasting `duration`) is shown."""
         t = pts * self._time_base if pts is not None else self._index * self._interval
         self._index += 1
         if self._origin is None:
-            self._origin = (t, time.monotonic())
-        return self._origin[1] + (t - self._origin[0])
+            self._origin = t
+            if self._start is None:
+                self._start = self._clock()
+        due = self._start + (t - self._origin)
+        self._end = due + (duration * self._time_base if duration else self._interval)
+        return due
 
     def close(self) -> None:
         self._frames.close()  # a generator: closing it closes the container
