@@ -235,6 +235,9 @@ def test_slow_hint_says_what_helps(fps, rate, height, device, says):
                            f"source's {rate}") and says in hint
     assert ("a CUDA GPU" in hint) == (device == "cpu")
     assert ("--height" in hint) == (height > 90)
+    assert ("--quality fast" in hint) == (device == "cpu")
+    if device == "cpu":  # already running the student: only the other advice
+        assert "--quality fast" not in slow_hint(fps, rate, height, device, student=True)
 
 
 def test_figures_read_dash_until_there_is_one():

@@ -32,6 +32,7 @@ from vidgan.frames import Stylizer, as_tensor, processing_size
 from vidgan.live.server import StreamServer
 from vidgan.live.sinks import Recorder, ViewState, VirtualCamera, Window, check_display
 from vidgan.live.sources import Source, open_source, parse_size
+from vidgan.modelfile import REALTIME
 
 MAX_IN_FLIGHT = 2
 _END = object()  # the inference thread's last item: nothing more will come
@@ -192,10 +193,12 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def slow_hint(fps: float, rate: float, height: int, device: str) -> str | None:
+def slow_hint(fps: float, rate: float, height: int, device: str, student: bool = False
+              ) -> str | None:
     """One line of advice when the model stylizes `fps` frames a second of a source giving
     `rate`, at processing `height`; None when it keeps up well enough. The cost of the model
-    grows with the pixels, about the square of the height."""
+    grows with the pixels, about the square of the height. student: the real-time student
+    already runs (no point suggesting it)."""
     if fps >= rate * SLOW_FRACTION:
         return None
     text = f"hint: the model stylizes {fps:.1f} frames a second of the source's {rate:.0f}"
@@ -205,6 +208,8 @@ def slow_hint(fps: float, rate: float, height: int, device: str) -> str | None:
     if lower:
         suggested = fast_enough[0] if fast_enough else lower[-1]
         text += f"; a smaller processing height is faster: try --height {suggested}"
+    if device == "cpu" and not student:
+        text += "; --quality fast runs the real-time student, many times faster on a CPU"
     if device == "cpu":
         text += "; a CUDA GPU is many times faster than a CPU"
     return text
@@ -454,8 +459,9 @@ class LiveRun:
         if fps is None:
             return
         self.speed_judged = True
+        student = self.inference.stylizer.backend.model_name == REALTIME.name
         hint = slow_hint(fps, float(self.source.rate), self.stats.processing[0],
-                         self.inference.device.type)
+                         self.inference.device.type, student)
         if hint:
             print(hint, file=self.log, flush=True)
 
