@@ -144,9 +144,27 @@ class InvertedResidual(nn.Module):
         return x + self.body(x)
 
 
+class GlobalModulation(nn.Module):
+    """Scales and shifts every channel by an amount computed from the whole frame's mean.
+
+    What the teacher's InstanceNorm gives it: a colour shift that depends on the image (a dark
+    cliff turns green, a blue sky yellow), for the cost of one mean and two 1x1 convolutions.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, channels, 1),
+                                 nn.ReLU(True), nn.Conv2d(channels, 2 * channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.mlp(x).chunk(2, dim=1)
+        return x * (1 + scale) + shift
+
+
 class RealtimeGenerator(nn.Module):
     """The distilled CPU generator: pixel-unshuffle down to 1/4, inverted residuals at 1/4 and
-    1/8 (the context a stroke needs), pixel-shuffle back up with a 1/2-resolution skip.
+    1/8 (the context a stroke needs) with a frame-wide modulation, pixel-shuffle back up with a
+    1/2-resolution skip.
 
     Space-to-depth instead of strided convolutions keeps every pixel at a fraction of the
     cost; it learns from a teacher's outputs (`vidgan distill`), not adversarially.
@@ -165,6 +183,7 @@ class RealtimeGenerator(nn.Module):
         self.blocks = nn.Sequential(*[InvertedResidual(width, expand) for _ in range(n_blocks)])
         self.context = nn.Sequential(
             nn.PixelUnshuffle(2), nn.Conv2d(width * 4, width * 2, 1), nn.ReLU(True),
+            GlobalModulation(width * 2),
             *[InvertedResidual(width * 2, expand) for _ in range(n_context)],
             nn.Conv2d(width * 2, width * 4, 1), nn.PixelShuffle(2),
         )
