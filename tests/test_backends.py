@@ -218,6 +218,17 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
     assert saved["rows"] == result["rows"] and saved["machine"]["cores"] == os.cpu_count()
 
 
+def test_the_students_speedup_compares_the_best_backend_of_each_at_each_size():
+    rows = [{"arch": "fast", "size": "640x360", "fps": 2.0},
+            {"arch": "fast", "size": "640x360", "fps": 2.5},
+            {"arch": "realtime", "size": "640x360", "fps": 30.0},
+            {"arch": "realtime", "size": "640x360", "fps": 20.0},
+            {"arch": "fast", "size": "1280x720", "fps": 0.5},  # no student row: no ratio
+            {"arch": "realtime", "size": "640x360", "backend": "tensorrt", "unavailable": "no"},
+            {"arch": "resnet", "size": "640x360", "fps": 0.7}]
+    assert bench._realtime_speedup(rows) == {"640x360": pytest.approx(12.0)}
+
+
 @pytest.mark.parametrize(("name", "device", "tf32", "expected"), [
     ("torch-cuda-fp16", "cuda", True, "fp16"),
     ("torch-cuda-fp16-compiled-cudagraphs", "cuda", True, "fp16"),
