@@ -83,7 +83,7 @@ def test_unreadable_image_in_a_folder_is_skipped(backend, tmp_path, capsys):
     result = stylize_images(src, tmp_path / "out", backend=backend, progress=False)
     assert [p.name for p in result.skipped] == ["broken.png"]
     assert not (tmp_path / "out" / "broken.png").exists()
-    assert "skipped 1 unreadable" in capsys.readouterr().err
+    assert "skipped 1 image(s): broken.png (unreadable)" in capsys.readouterr().err
 
 
 def test_existing_outputs_need_overwrite(backend, tmp_path):
