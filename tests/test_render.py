@@ -160,9 +160,9 @@ def _corrupt_mjpeg_clip(path: Path, frames: int = 12, bad: int = 5) -> Path:
 def test_corrupt_frames_are_skipped_and_counted(backend, tmp_path, capsys):
     src = _corrupt_mjpeg_clip(tmp_path / "in.mkv")
     result = _render(src, tmp_path / "out.mp4", backend)
-    assert result.corrupt == 1
+    assert result.lost == 1
     assert _video(tmp_path / "out.mp4")["frames"] == 11
-    assert "skipped 1 corrupt" in capsys.readouterr().err
+    assert "1 of 12 frames of in.mkv could not be decoded" in capsys.readouterr().err
 
 
 # --- user errors: one line, exit code 2, no traceback, no file ---------------------------------

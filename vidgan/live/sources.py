@@ -298,7 +298,8 @@ class FileSource:
         self.width, self.height, self.rate = info.width, info.height, info.rate
         self.name = info.path.name
         self.lost, self.skipped = False, 0
-        self._frames = iter(VideoReader(info))
+        self._reader = VideoReader(info)
+        self._frames = iter(self._reader)
         self._time_base = float(info.time_base)
         self._interval = float(1 / info.rate)
         self._index = 0
@@ -315,6 +316,12 @@ class FileSource:
                 time.sleep(due - now)
             return frame.image
         return None
+
+    @property
+    def undecodable(self) -> int:
+        """Frames of the file that could not be decoded so far (VideoReader.lost): damaged
+        packets as they come, and at the end the frames a file cut short never had."""
+        return self._reader.lost
 
     def _due(self, pts: int | None) -> float:
         """The monotonic time at which the frame with `pts` is to be shown."""
