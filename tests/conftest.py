@@ -18,11 +18,12 @@ needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"clips folder {VI
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _engines_in_tmp(tmp_path_factory):
-    """Exports and engines that tests cause go to a temporary folder, not the checkout's engines/."""
+def _caches_in_tmp(tmp_path_factory):
+    """Exports and engines that tests cause go to temporary folders, not the user's cache."""
     import os
 
     os.environ["VIDGAN_ENGINES"] = str(tmp_path_factory.mktemp("engines"))
+    os.environ["VIDGAN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

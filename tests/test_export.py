@@ -111,8 +111,8 @@ def test_every_generator_exports_a_clean_graph(tmp_path, arch, kwargs, size):
 @pytest.mark.skipif(not (VANGOGH / "valB").is_dir(), reason=f"photos {VANGOGH}/valB are absent")
 def test_fast_onnx_matches_pytorch_on_real_photos(fast_model, fast_onnx):
     generator, _ = load_model(fast_model)
-    images = sample_images(3, (256, 256))
-    assert images_source().startswith("photos")
+    images = sample_images(3, (256, 256), VANGOGH / "valB")
+    assert images_source(VANGOGH / "valB").startswith("photos")
     reference = torch_reference(generator, images)
     fp32, fp16 = fast_onnx
     assert onnx_psnr(fp32, reference, images) >= 45

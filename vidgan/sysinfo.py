@@ -37,8 +37,18 @@ def environment() -> list[tuple[str, str]]:
         ("opencv", _opencv()),
         ("mss", _version("mss")),
         ("pyvirtualcam", _version("pyvirtualcam", "optional: pip install 'vidgan[virtualcam]'")),
+        ("cache", _cache()),
     ]
     return rows
+
+
+def _cache() -> str:
+    """Where vidgan keeps what it builds by itself: ONNX exports and TensorRT engines."""
+    from vidgan.backends import CACHE_ENV, cache_dir
+    from vidgan.backends.trt_backend import engines_dir
+
+    return (f"{cache_dir()} (${CACHE_ENV} moves it); ONNX exports and TensorRT engines in "
+            f"{engines_dir()}")
 
 
 def _torch_rows() -> list[tuple[str, str]]:
@@ -94,7 +104,11 @@ def _pyav_rows() -> list[tuple[str, str]]:
         import av
     except ImportError:
         return [("PyAV", "not installed: pip install av")]
+    from vidgan.video import nvenc_available
+
     encoders = [name for name in PROBED_ENCODERS if _has_encoder(av, name)]
+    if not nvenc_available():  # FFmpeg lists them anyway; they fail without NVIDIA's driver
+        encoders = [e for e in encoders if "nvenc" not in e] + ["no NVENC (no NVIDIA GPU)"]
     libavcodec = av.library_versions["libavcodec"]
     return [
         (
