@@ -513,7 +513,7 @@ def export_model(
     profile = make_profile(info.multiple, preset, min_shape, opt_shape, max_shape, batch)
     if not 0 <= opt_level <= 5:
         raise VidganError(f"--opt-level must be 0..5, not {opt_level}")
-    if workspace_gib <= 0:
+    if not 0 < workspace_gib < float("inf"):
         raise VidganError(f"--workspace must be a positive number of GiB, not {workspace_gib}")
     if not onnx_only and (missing := missing_requirements()):
         raise VidganError(missing)

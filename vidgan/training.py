@@ -557,10 +557,10 @@ def latest_checkpoint(out: str | Path) -> Path | None:
         problem = _checkpoint_problem(path)
         if problem is None:
             return path
-        # warnings.warn, not a print: `train --resume` looks twice (config, then weights) and
-        # the same warning from the same line is shown once
+        # warnings.warn, not a print: `train --resume` looks twice (config, then weights), and
+        # Python shows the same warning from the same line once
         warnings.warn(f"checkpoint {path} cannot be read ({problem}); trying the one before",
-                      stacklevel=2)
+                      stacklevel=1)
     if found:
         raise VidganError(f"none of the {len(found)} checkpoint(s) in {found[0].parent} can be "
                           "read; start a new run (another --out, without --resume)")
@@ -611,7 +611,11 @@ def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> 
         buffer,
     )
     write_atomic(path, buffer.getbuffer())
-    for old in checkpoints(out)[: -cfg.keep_checkpoints]:
+    # Checkpoints past this step are ones a resume passed over as unreadable: left, they would
+    # outrank this run's own in the pruning below and in the next resume.
+    found = checkpoints(out)
+    stale = [p for p in found if p.name > path.name]
+    for old in stale + [p for p in found if p not in stale][: -cfg.keep_checkpoints]:
         old.unlink()
     return path
 
