@@ -211,7 +211,8 @@ ERRORS = {
     "height beyond memory": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--height",
                                         "100000"], "GB of CPU memory"),
     "nvenc without a GPU": (lambda t: _skip_if_nvenc() or [make_clip(t / "in.mp4"), t / "out.mp4",
-                                                          "--codec", "h264_nvenc"], "NVIDIA GPU"),
+                                                          "--codec", "h264_nvenc"],
+                            "encodes on an NVIDIA GPU, and this machine has none"),
 }
 
 

@@ -194,15 +194,18 @@ def check_memory(height: int, width: int, bytes_per_pixel: float, device: torch.
 
     bytes_per_pixel: the generator's activations per pixel (ModelInfo.bytes_per_pixel); the
     frames themselves (uint8 in and out, float32 normalized) are added. The message names the
-    --height that fits.
+    --height (or, for a batch, the --batch-size) that fits.
     """
     per_frame = height * width * (bytes_per_pixel + 3 * (1 + 4 + 1))
     need = batch * per_frame
     free = available_memory(device)
     if free is None or need <= 0.8 * free:  # the rest: weights, the decoder, the encoder, Python
         return
-    fit = int(height * math.sqrt(0.8 * free / need)) // 16 * 16
-    advice = f"use --height {fit}" if fit >= MIN_SIDE else "use a smaller input"
+    if batch > 1 and per_frame <= 0.8 * free:
+        advice = f"use --batch-size {int(0.8 * free // per_frame)}"
+    else:
+        fit = int(height * math.sqrt(0.8 * free / per_frame)) // 16 * 16
+        advice = f"use --height {fit}" if fit >= MIN_SIDE else "use a smaller input"
     raise VidganError(f"{what or 'a frame'} at {width}x{height} px needs ~{need / 1e9:.1f} GB of "
                       f"{device.type.upper()} memory and {free / 1e9:.1f} GB are free; {advice}")
 
