@@ -157,7 +157,7 @@ def run_with_file_limit(code: str, limit: int, timeout: float = 120):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                           timeout=timeout, preexec_fn=limit_files, env=env)
 
 

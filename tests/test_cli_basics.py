@@ -134,3 +134,26 @@ def test_info_says_where_the_cache_is(vidgan_cli, tmp_path, monkeypatch):
     cache = [line for line in out.splitlines() if line.startswith("cache ")]
     assert code == 0 and len(cache) == 1
     assert str(tmp_path / "cache") in cache[0] and str(tmp_path / "cache" / "engines") in cache[0]
+
+
+def test_sigterm_and_sighup_do_what_ctrl_c_does_at_the_moment():
+    import os
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        cli._stop_on_signals()
+        calls = []
+        signal.signal(signal.SIGINT, lambda *_: calls.append("stop cleanly"))  # as live does
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert calls == ["stop cleanly"] * 2
+        for handler in (signal.default_int_handler, signal.SIG_IGN):  # nohup, `&`: still stops
+            signal.signal(signal.SIGINT, handler)
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert cli._signalled == signal.SIGTERM
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        cli._signalled = signal.SIGINT

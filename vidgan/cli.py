@@ -317,13 +317,17 @@ _signalled = signal.SIGINT  # the signal that stopped the command; its exit code
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM (`kill`, `docker stop`) and SIGHUP (a closed terminal) stop a command as Ctrl-C
-    does, so that each command's Ctrl-C handling (what was kept, nothing half-written) covers
-    them too. Commands may install their own handlers while they run (train, live)."""
+    """SIGTERM (`kill`, `docker stop`) and SIGHUP (a closed terminal) do what Ctrl-C does, so
+    that each command's Ctrl-C handling (what was kept, nothing half-written) covers them too:
+    they call the SIGINT handler of the moment (live installs one that stops the run cleanly),
+    or raise KeyboardInterrupt where Ctrl-C is default or ignored (`nohup`, `&`)."""
 
     def interrupt(signum, frame):
         global _signalled
         _signalled = signum
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            return handler(signal.SIGINT, frame)
         raise KeyboardInterrupt
 
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
