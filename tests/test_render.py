@@ -208,6 +208,8 @@ ERRORS = {
                                   "--stabilize-strength", "0.5"], "applies with --stabilize"),
     "strength too big": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--stabilize",
                                     "--stabilize-strength", "3"], "between 0 and 1"),
+    "output beyond the encoder": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4",
+                                             "--output-height", "100000"], "16384 px a side"),
     "height beyond memory": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--height",
                                         "100000"], "GB of CPU memory"),
     "nvenc without a GPU": (lambda t: _skip_if_nvenc() or [make_clip(t / "in.mp4"), t / "out.mp4",

@@ -33,6 +33,7 @@ ENCODERS = {
 NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p4", "fast": "p4",
                  "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7", "placebo": "p7"}
 CRF_RANGE = (0, 51)  # x264's and x265's --crf, NVENC's cq
+MAX_SIDE = 16384  # libx264's largest width or height (x265's and NVENC's are smaller still)
 
 
 def warn(message: str) -> None:
@@ -318,6 +319,9 @@ class VideoWriter:
         self.audio = None
         encoder = encoder_name(codec)
         check_quality(crf, preset)
+        if max(self.width, self.height) > MAX_SIDE:
+            raise VidganError(f"a {self.width}x{self.height} video is larger than the encoders "
+                              f"take ({MAX_SIDE} px a side); use a smaller --output-height")
         self.container = _open_output(self.tmp, self.path)
         try:
             self.stream = _video_stream(self.container, self.path, encoder, self.width,
