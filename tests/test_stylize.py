@@ -242,7 +242,8 @@ def test_full_disk_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.splitlines()[-1]  # after any progress lines
     assert last.startswith("error: cannot write ") and "File too large" in last
-    assert proc.stderr.count("error") == 1 and "Traceback" not in proc.stderr
+    assert [line.startswith("error:") for line in proc.stderr.splitlines()].count(True) == 1
+    assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]  # no out.jpg, no partial
 
 
