@@ -1,7 +1,10 @@
 """Still images: one image or a folder of images in, the same out (names kept).
 
 EXIF orientation is applied before stylizing, so the output is upright and carries no EXIF.
-Each output is written under a temporary name and renamed when complete.
+16-bit and float images are scaled to 8 bits by their depth or range; transparency is kept
+where the output format has an alpha channel. Each output is encoded in memory, written under a
+temporary name and renamed when complete (vidgan.files). An image that cannot be stylized (too
+small, animated, unreadable, too big for memory) is an error, or in a folder skipped and counted.
 """
 
 from __future__ import annotations
