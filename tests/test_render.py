@@ -394,16 +394,16 @@ def test_odd_frame_rate_is_kept(backend, tmp_path):
 
 # --- damaged inputs: frames lost are counted, never hidden ---------------------------------------
 
-def _gop_clip(path: Path, frames: int = 48, gop: int = 12) -> Path:
-    """A noisy 160x120 H.264 clip, a keyframe every `gop` frames, its index at the front
-    (faststart), so that a copy cut short still says how many frames and seconds it had."""
+def _gop_clip(path: Path, frames: int = 48, gop: int = 12, width: int = 160, height: int = 120) -> Path:
+    """A noisy H.264 clip, a keyframe every `gop` frames, its index at the front (faststart),
+    so that a copy cut short still says how many frames and seconds it had."""
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
         v = out.add_stream("libx264", rate=24, options={"g": str(gop), "keyint_min": str(gop),
                                                         "sc_threshold": "0", "bf": "0"})
-        v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
-            img = moving_square(i, 160, 120).astype(int) + rng.integers(-20, 20, (120, 160, 3))
+            img = moving_square(i, width, height).astype(int) + rng.integers(-20, 20, (height, width, 3))
             out.mux(v.encode(av.VideoFrame.from_ndarray(img.clip(0, 255).astype(np.uint8))))
         out.mux(v.encode())
     return path
@@ -517,13 +517,16 @@ def test_the_writer_puts_a_repeated_timestamp_one_frame_later(tmp_path):
 def test_full_disk_while_rendering_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
     from conftest import cli_code, run_with_file_limit
 
-    src = _gop_clip(tmp_path / "in.mp4")
-    assert src.stat().st_size > 20_000
+    from vidgan.backends import load_backend
+
+    load_backend(tiny_model, "onnxruntime", "cpu")  # its ONNX export cached before the limit
+    src = _gop_clip(tmp_path / "in.mp4", width=64, height=48)
+    assert src.stat().st_size > 5_000  # and so is its rendering
     proc = run_with_file_limit(cli_code("render", src, tmp_path / "out.mp4", "--model", tiny_model,
-                                        "--backend", "torch"), 20_000)
+                                        "--backend", "onnxruntime"), 5_000)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.splitlines()[-1]  # after any progress lines
-    assert last.startswith("error: cannot write ") and "File too large" in last
+    assert last.startswith(f"error: cannot write {tmp_path / 'out.mp4'}: File too large")
     assert [line.startswith("error:") for line in proc.stderr.splitlines()].count(True) == 1
     assert "Traceback" not in proc.stderr
     assert _leftovers(tmp_path) == []

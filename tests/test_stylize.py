@@ -235,13 +235,16 @@ def test_memory_is_estimated_before_allocating(tiny_model, tmp_path, vidgan_cli,
 def test_full_disk_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
     from conftest import cli_code, run_with_file_limit
 
+    from vidgan.backends import load_backend
+
+    load_backend(tiny_model, "onnxruntime", "cpu")  # its ONNX export cached before the limit
     noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "in.png")
     proc = run_with_file_limit(cli_code("stylize", tmp_path / "in.png", tmp_path / "out.jpg",
-                                        "--model", tiny_model, "--backend", "torch"), 20_000)
+                                        "--model", tiny_model, "--backend", "onnxruntime"), 20_000)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.splitlines()[-1]  # after any progress lines
-    assert last.startswith("error: cannot write ") and "File too large" in last
+    assert last.startswith(f"error: cannot write {tmp_path / 'out.jpg'}: File too large")
     assert [line.startswith("error:") for line in proc.stderr.splitlines()].count(True) == 1
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]  # no out.jpg, no partial
