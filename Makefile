@@ -14,7 +14,7 @@ $(BIN)/vidgan: pyproject.toml
 install: $(BIN)/vidgan
 
 demo: install
-	$(BIN)/vidgan demo
+	$(BIN)/vidgan demo --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -18,11 +18,12 @@ needs_videos = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"clips folder {VI
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _engines_in_tmp(tmp_path_factory):
-    """Exports and engines that tests cause go to a temporary folder, not the checkout's engines/."""
+def _caches_in_tmp(tmp_path_factory):
+    """Exports and engines that tests cause go to temporary folders, not the user's cache."""
     import os
 
     os.environ["VIDGAN_ENGINES"] = str(tmp_path_factory.mktemp("engines"))
+    os.environ["VIDGAN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,65 @@ def moving_square(i: int, width: int, height: int) -> np.ndarray:
 @pytest.fixture
 def clip(tmp_path) -> Path:
     return make_clip(tmp_path / "clip.mp4")
+
+
+def run_with_file_limit(code: str, limit: int, timeout: float = 120):
+    """Run Python `code` in a subprocess that cannot grow any file past `limit` bytes.
+
+    RLIMIT_FSIZE makes such a write fail with EFBIG ("File too large"), as a full disk fails
+    with ENOSPC: real OSErrors from real writes, with no root needed. SIGXFSZ, which would
+    kill the process instead, is ignored.
+    """
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=limit_files, env=env)
+
+
+def cli_code(*args) -> str:
+    """Python code that runs `vidgan ARGS` through vidgan.cli.main()."""
+    return f"import sys; from vidgan import cli; sys.argv = ['vidgan', *{[str(a) for a in args]!r}]; cli.main()"
+
+
+def slow_cli_code(*args, delay: float = 0.1) -> str:
+    """Like `cli_code`, with every model call `delay` seconds slower: a run long enough for a
+    test to signal it midway. The backend is the real one, wrapped."""
+    return f"""
+import sys, time
+from vidgan import backends, cli
+real = backends.load_backend
+class Slow:
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.device, self.multiple = inner.name, inner.device, inner.multiple
+        self.input_dtype = inner.input_dtype
+    def __call__(self, x):
+        time.sleep({delay})
+        return self.inner(x)
+backends.load_backend = lambda *a, **k: Slow(real(*a, **k))
+sys.argv = ['vidgan', *{[str(a) for a in args]!r}]
+cli.main()
+"""
+
+
+def signal_when(proc, ready, sig, timeout: float = 60) -> tuple[int, str]:
+    """Send `sig` to the subprocess `proc` once `ready()` is true; (exit code, stderr)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err

@@ -118,15 +118,28 @@ def test_changed_weights_get_their_own_onnx(tiny_model, onnx_cache, tmp_path):
     check_against_reference(backend, other, min_psnr=50, max_diff=1)
 
 
-def test_onnx_goes_next_to_the_model_when_engines_is_unwritable(tiny_model, tmp_path, monkeypatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setattr(ort_backend, "engines_dir", lambda: blocker / "engines")  # mkdir fails
+def test_onnx_cache_is_the_users_never_the_models_folder(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real engines_dir(): VIDGAN_ENGINES unset, the cache from XDG
+    monkeypatch.delenv("VIDGAN_ENGINES")
+    monkeypatch.delenv("VIDGAN_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     model = tmp_path / "models" / tiny_model.name
     model.parent.mkdir()
     model.write_bytes(tiny_model.read_bytes())
     load_backend(model, "onnxruntime", "cpu")
-    assert len(list(model.parent.glob(f"{model.stem}-*.onnx"))) == 1
+    assert sorted(p.name for p in model.parent.iterdir()) == [model.name]  # nothing beside it
+    assert len(list((tmp_path / "xdg" / "vidgan" / "engines").glob(f"{model.stem}-*.onnx"))) == 1
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "mine"))
+    load_backend(model, "onnxruntime", "cpu")
+    assert len(list((tmp_path / "mine" / "engines").glob("*.onnx"))) == 1
+
+
+def test_unwritable_onnx_cache_is_a_user_error(tiny_model, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(ort_backend, "engines_dir", lambda: blocker / "engines")  # mkdir fails
+    with pytest.raises(VidganError, match="VIDGAN_CACHE"):
+        load_backend(tiny_model, "onnxruntime", "cpu")
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -102,3 +102,58 @@ def test_info_bad_model_is_a_user_error(vidgan_cli, tmp_path):
 )
 def test_opencv_gui_detection(text, expected):
     assert sysinfo._opencv_gui(text) == expected
+
+
+@pytest.mark.parametrize("args, says", [
+    (["render", "in.mp4", "out.mp4", "--height", "0"], "Invalid value for '--height'"),
+    (["render", "in.mp4", "out.mp4", "--crf", "abc"], "Invalid value for '--crf'"),
+    (["rendr", "in.mp4"], "No such command 'rendr'"),
+    (["stylize", "--bogus"], "No such option: --bogus"),
+    (["stylize"], "Missing argument"),
+])
+def test_usage_errors_are_one_error_line_and_exit_2(vidgan_cli, args, says):
+    code, out, err = vidgan_cli(*args)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
+    assert "--help" in err  # where to look
+
+
+def test_help_and_no_arguments_still_print_the_help(vidgan_cli):
+    code, out, _ = vidgan_cli("--help")
+    assert code == 0 and "Usage: vidgan" in out and "render" in out
+    code, out, _ = vidgan_cli("render", "--help")
+    assert code == 0 and "--stabilize-strength" in out
+    code, out, _ = vidgan_cli()
+    assert "Usage: vidgan" in out and "render" in out
+
+
+def test_info_says_where_the_cache_is(vidgan_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("VIDGAN_ENGINES")
+    code, out, _ = vidgan_cli("info")
+    cache = [line for line in out.splitlines() if line.startswith("cache ")]
+    assert code == 0 and len(cache) == 1
+    assert str(tmp_path / "cache") in cache[0] and str(tmp_path / "cache" / "engines") in cache[0]
+
+
+def test_sigterm_and_sighup_do_what_ctrl_c_does_at_the_moment():
+    import os
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        cli._stop_on_signals()
+        calls = []
+        signal.signal(signal.SIGINT, lambda *_: calls.append("stop cleanly"))  # as live does
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert calls == ["stop cleanly"] * 2
+        for handler in (signal.default_int_handler, signal.SIG_IGN):  # nohup, `&`: still stops
+            signal.signal(signal.SIGINT, handler)
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert cli._signalled == signal.SIGTERM
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        cli._signalled = signal.SIGINT

@@ -58,3 +58,21 @@ def test_demo_from_a_live_source(tiny_model, clip, tmp_path):
     assert 0 < result.frames <= 12 and len(_decoded(out)) == result.frames
     assert Image.open(tmp_path / "cam.png").height == 2 * 240
     assert not (tmp_path / "cam.recording.mp4").exists()
+
+
+@pytest.mark.parametrize("existing", ["holiday.mp4", "holiday.png"])
+def test_demo_does_not_replace_the_users_files(tiny_model, tmp_path, vidgan_cli, existing):
+    (tmp_path / existing).write_text("mine")
+    code, _, err = vidgan_cli("demo", "--out", tmp_path / "holiday.mp4", "--model", tiny_model)
+    assert code == 2 and err.startswith("error: ") and "--overwrite" in err, err
+    assert (tmp_path / existing).read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
+
+
+def test_demo_overwrite_replaces_both(tiny_model, tmp_path):
+    for name in ("demo.mp4", "demo.png"):
+        (tmp_path / name).write_text("old")
+    demo.run_demo(tmp_path / "demo.mp4", model=tiny_model, seconds=0.5, size=(64, 48), fps=8,
+                  height=None, overwrite=True)
+    assert len(_decoded(tmp_path / "demo.mp4")) == 4
+    assert Image.open(tmp_path / "demo.png").height == 2 * 240

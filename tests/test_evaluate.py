@@ -104,6 +104,13 @@ def test_cli_eval_prints_summary_and_writes_outputs(vidgan_cli, layout, g_and_se
     assert code == 0
     assert out.startswith("eval: 3 photos, 2 paintings") and "cycle photo" in out
     assert (tmp_path / "e" / "grid.png").is_file() and (tmp_path / "e" / "eval.json").is_file()
+    before = (tmp_path / "e" / "eval.json").read_text()
+    code, _, err = vidgan_cli("eval", "--model", g, "--data", layout, "--out", tmp_path / "e")
+    assert code == 2 and "grid.png already exists; pass --overwrite" in err, err
+    assert (tmp_path / "e" / "eval.json").read_text() == before
+    code, _, _ = vidgan_cli("eval", "--model", g, "--data", layout, "--out", tmp_path / "e",
+                            "--overwrite")
+    assert code == 0
 
 
 @pytest.mark.parametrize("case", ["no data folder", "no model", "no images", "no --data", "no --rendered"])

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import VANGOGH
+from conftest import VANGOGH, moving_square
+from PIL import Image
 
 from vidgan import models
 from vidgan.errors import VidganError
@@ -111,8 +113,8 @@ def test_every_generator_exports_a_clean_graph(tmp_path, arch, kwargs, size):
 @pytest.mark.skipif(not (VANGOGH / "valB").is_dir(), reason=f"photos {VANGOGH}/valB are absent")
 def test_fast_onnx_matches_pytorch_on_real_photos(fast_model, fast_onnx):
     generator, _ = load_model(fast_model)
-    images = sample_images(3, (256, 256))
-    assert images_source().startswith("photos")
+    images = sample_images(3, (256, 256), VANGOGH / "valB")
+    assert images_source(VANGOGH / "valB").startswith("photos")
     reference = torch_reference(generator, images)
     fp32, fp16 = fast_onnx
     assert onnx_psnr(fp32, reference, images) >= 45
@@ -238,6 +240,49 @@ def test_cli_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, args, me
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err
     assert not list(tmp_path.iterdir())
+
+
+def _read_only_folder(tmp_path):
+    import os
+
+    if os.geteuid() == 0:  # root writes through permission bits: /sys refuses even root
+        return Path("/sys")
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o555)
+    return folder
+
+
+@pytest.mark.parametrize("case", ["out is a file", "read-only out", "photos not a folder",
+                                  "photos without images", "workspace nan"])
+def test_cli_bad_folders_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    args, message = {
+        "out is a file": (["--out", tmp_path / "file"], "is a file"),
+        "read-only out": (["--out", _read_only_folder(tmp_path) / "engines"], "output folder"),
+        "photos not a folder": (["--out", tmp_path, "--photos", tmp_path / "file"], "not a folder"),
+        "photos without images": (["--out", tmp_path, "--photos", tmp_path / "empty"], "no .jpg"),
+        "workspace nan": (["--out", tmp_path, "--workspace", "nan"], "--workspace must be"),
+    }[case]
+    code, _, err = vidgan_cli("export", "--model", tiny_model, "--onnx", *args)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_verification_photos_are_built_in_or_given(tmp_path):
+    from vidgan.demo import sample_photos
+
+    images = sample_images(4, (64, 96))
+    assert images.shape == (4, 3, 64, 96) and images_source() == "the built-in sample photos"
+    first = torch.from_numpy(cv2.resize(sample_photos()[0], (96, 64), interpolation=cv2.INTER_AREA))
+    torch.testing.assert_close(images[0], first.permute(2, 0, 1).float() / 127.5 - 1)
+    torch.testing.assert_close(images[3], images[0].flip(-1), atol=0.05, rtol=0)  # mirrored
+    Image.fromarray(moving_square(0, 96, 64)).save(tmp_path / "mine.png")
+    mine = sample_images(1, (64, 96), tmp_path)
+    torch.testing.assert_close(mine[0], torch.from_numpy(moving_square(0, 96, 64)).permute(
+        2, 0, 1).float() / 127.5 - 1)
+    assert images_source(tmp_path) == f"photos in {tmp_path}"
 
 
 def test_cli_missing_model_is_a_user_error(tmp_path, vidgan_cli):

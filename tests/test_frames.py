@@ -69,12 +69,26 @@ def test_denormalize_takes_a_cropped_view():
 
 
 def test_pad_to_multiple_reflects_and_crop_restores():
-    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).view(2, 3, 5, 6)
+    x = torch.arange(2 * 3 * 17 * 18, dtype=torch.float32).view(2, 3, 17, 18)
     padded, size = frames.pad_to_multiple(x, 4)
-    assert padded.shape == (2, 3, 8, 8) and size == (5, 6)
-    torch.testing.assert_close(padded[..., 5, :6], x[..., 3, :])  # row 5 mirrors row 3
-    torch.testing.assert_close(padded[..., :5, 7], x[..., :, 3])  # column 7 mirrors column 3
+    assert padded.shape == (2, 3, 20, 20) and size == (17, 18)
+    torch.testing.assert_close(padded[..., 17, :18], x[..., 15, :])  # row 17 mirrors row 15
+    torch.testing.assert_close(padded[..., :17, 19], x[..., :, 15])  # column 19 mirrors column 15
     torch.testing.assert_close(frames.crop(padded, size), x)
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (3, 2), (4, 300), (300, 2)])
+def test_tiny_frames_are_padded_to_what_the_generator_needs(tiny_model, h, w):
+    # the generator's reflection padding fails on sides of 4 px or less after its downsampling
+    from vidgan.backends import load_backend
+
+    backend = load_backend(tiny_model, "torch", "cpu")
+    out = frames.Stylizer(backend)(random_frames(1, h, w))
+    assert out.shape == (1, h, w, 3)
+    x = frames.normalize(torch.from_numpy(random_frames(1, h, w)))
+    padded, _ = frames.pad_to_multiple(x, 4)
+    assert min(padded.shape[-2:]) >= frames.MIN_SIDE
+    assert frames.crop(backend(padded), (h, w)).shape == (1, 3, h, w)
 
 
 def test_stylizer_with_identity_backend_returns_the_frames():

@@ -104,3 +104,74 @@ def test_bundled_pair_loads_runs_and_fits_the_size_limit():
     with torch.no_grad():
         y = G(x)
     assert y.shape == x.shape and torch.isfinite(y).all() and (y - x).abs().mean() > 0.01
+
+
+# --- broken model files: one VidganError line when loading, whatever is wrong -------------------
+
+def _rewritten(tmp_path, source, name: str, **metadata) -> object:
+    """A copy of `source` whose metadata entries are replaced (None: removed)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), framework="pt") as f:
+        meta = {**f.metadata()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    for key, value in metadata.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    path = tmp_path / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+BROKEN = {
+    "no arch": ({"arch": None}, "no 'arch'"),
+    "arch not JSON": ({"arch": "{fast"}, "not JSON"),
+    "arch not a table": ({"arch": '"fast"'}, 'arch must be {"name"'),
+    "unknown architecture": ({"arch": '{"name": "vgg", "kwargs": {}}'}, "unknown architecture"),
+    "unknown keyword": ({"arch": '{"name": "fast", "kwargs": {"wings": 2}}'}, "refuses"),
+    "multiple 0": ({"multiple": "0"}, "positive whole number"),
+    "multiple not a number": ({"multiple": "four"}, "positive whole number"),
+    "multiple not the arch's": ({"multiple": "8"}, "needs 4"),
+    "shapes of another width": ({"arch": '{"name": "fast", "kwargs": {"ngf": 8, "n_blocks": 1}}'},
+                                "tensor net.1.weight is [4, 3, 7, 7]"),
+    "keys of another depth": ({"arch": '{"name": "fast", "kwargs": {"ngf": 4, "n_blocks": 2}}'},
+                              "missing net.11.body"),
+    "config not JSON": ({"config": "{"}, "'config' metadata is not JSON"),
+    "unknown direction": ({"direction": "sideways"}, "direction 'sideways'"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_broken_metadata_is_one_error(tmp_path, generator, case):
+    good = modelfile.save_model(tmp_path / "good.safetensors", generator, "fast", KWARGS)
+    changes, message = BROKEN[case]
+    path = _rewritten(tmp_path, good, "broken", **changes)
+    with pytest.raises(VidganError, match="broken vidgan model file") as caught:
+        modelfile.load_model(path)
+    assert message in caught.value.message and "\n" not in caught.value.message
+
+
+def test_truncated_and_garbage_files_are_one_error(tmp_path, generator):
+    good = modelfile.save_model(tmp_path / "good.safetensors", generator, "fast", KWARGS)
+    raw = good.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(raw[: len(raw) // 2])
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(raw[:8] + bytes(range(256)) * 40)  # a header length, then noise
+    for path in (cut, garbage):
+        with pytest.raises(VidganError, match="not a safetensors model file"):
+            modelfile.load_model(path)
+
+
+def test_info_and_render_report_a_broken_file_on_one_line(tmp_path, generator, vidgan_cli, clip):
+    good = modelfile.save_model(tmp_path / "good.safetensors", generator, "fast", KWARGS)
+    path = _rewritten(tmp_path, good, "broken", multiple="0")
+    for args in (["info", "--model", path], ["render", clip, tmp_path / "out.mp4", "--model", path]):
+        code, out, err = vidgan_cli(*args)
+        assert code == 2 and out == "", args
+        assert err.startswith("error: ") and "broken vidgan model file" in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.mp4").exists()

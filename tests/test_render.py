@@ -159,9 +159,9 @@ def _corrupt_mjpeg_clip(path: Path, frames: int = 12, bad: int = 5) -> Path:
 def test_corrupt_frames_are_skipped_and_counted(backend, tmp_path, capsys):
     src = _corrupt_mjpeg_clip(tmp_path / "in.mkv")
     result = _render(src, tmp_path / "out.mp4", backend)
-    assert result.corrupt == 1
+    assert result.lost == 1
     assert _video(tmp_path / "out.mp4")["frames"] == 11
-    assert "skipped 1 corrupt" in capsys.readouterr().err
+    assert "1 of 12 frames of in.mkv could not be decoded" in capsys.readouterr().err
 
 
 # --- user errors: one line, exit code 2, no traceback, no file ---------------------------------
@@ -198,7 +198,30 @@ ERRORS = {
     "unknown codec": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--codec", "divx"], "codec"),
     "bad container": (lambda t: [make_clip(t / "in.mp4"), t / "out.xyz"], "container format"),
     "start past end": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--start", "5"], "past the end"),
+    "start not a number": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--start", "nan"],
+                           "a number of seconds"),
+    "crf out of range": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--crf", "999"], "0..51"),
+    "unknown preset": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--preset", "bogus"],
+                       "choose one of: ultrafast, superfast, veryfast"),
+    "strength alone": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4",
+                                  "--stabilize-strength", "0.5"], "applies with --stabilize"),
+    "strength too big": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--stabilize",
+                                    "--stabilize-strength", "3"], "between 0 and 1"),
+    "output beyond the encoder": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4",
+                                             "--output-height", "100000"], "16384 px a side"),
+    "height beyond memory": (lambda t: [make_clip(t / "in.mp4"), t / "out.mp4", "--height",
+                                        "100000"], "GB of CPU memory"),
+    "nvenc without a GPU": (lambda t: _skip_if_nvenc() or [make_clip(t / "in.mp4"), t / "out.mp4",
+                                                          "--codec", "h264_nvenc"],
+                            "encodes on an NVIDIA GPU, and this machine has none"),
 }
+
+
+def _skip_if_nvenc() -> None:
+    from vidgan.video import nvenc_available
+
+    if nvenc_available():
+        pytest.skip("this machine has NVENC")
 
 
 def _text(path: Path) -> Path:
@@ -386,3 +409,156 @@ def test_a_cuda_batch_goes_to_pinned_memory_without_blocking(tiny_model, tmp_pat
     result = render_video(src, tmp_path / "out.mp4", model=tiny_model, device="cuda",
                           batch_size=2, progress=False)
     assert result.frames == _video(src)["frames"] and result.backend.startswith("torch-cuda")
+# --- damaged inputs: frames lost are counted, never hidden ---------------------------------------
+
+def _gop_clip(path: Path, frames: int = 48, gop: int = 12, width: int = 160, height: int = 120) -> Path:
+    """A noisy H.264 clip, a keyframe every `gop` frames, its index at the front (faststart),
+    so that a copy cut short still says how many frames and seconds it had."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        v = out.add_stream("libx264", rate=24, options={"g": str(gop), "keyint_min": str(gop),
+                                                        "sc_threshold": "0", "bf": "0"})
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            img = moving_square(i, width, height).astype(int) + rng.integers(-20, 20, (height, width, 3))
+            out.mux(v.encode(av.VideoFrame.from_ndarray(img.clip(0, 255).astype(np.uint8))))
+        out.mux(v.encode())
+    return path
+
+
+def _packet_offsets(path: Path) -> list[tuple[int, int, bool]]:
+    """(file offset, size, keyframe) of each video packet."""
+    with av.open(str(path)) as c:
+        return [(p.pos, p.size, p.is_keyframe) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def _damaged(src: Path, dst: Path, packets: list[int]) -> Path:
+    """A copy of `src` whose given packets are overwritten with random bytes."""
+    data = bytearray(src.read_bytes())
+    rng = np.random.default_rng(1)
+    offsets = _packet_offsets(src)
+    for i in packets:
+        pos, size, _ = offsets[i]
+        data[pos + 4:pos + size] = rng.integers(0, 256, size - 4, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_a_file_cut_in_half_is_counted_and_its_last_frame_not_stretched(backend, tmp_path, capsys):
+    src = _gop_clip(tmp_path / "full.mp4")
+    raw = src.read_bytes()
+    half = tmp_path / "half.mp4"
+    half.write_bytes(raw[: len(raw) // 2])
+    result = _render(half, tmp_path / "out.mp4", backend)
+    out = _video(tmp_path / "out.mp4")
+    assert 0 < out["frames"] == result.frames < 48 and result.lost == 48 - out["frames"]
+    assert f"{result.lost} of 48 frames of half.mp4 could not be decoded" in capsys.readouterr().err
+    # it ends one frame after its last frame, not at the 2 s the damaged file claims
+    assert out["duration"] == pytest.approx(out["times"][-1] + 1 / 24, abs=1e-3)
+
+
+def test_random_bytes_mid_stream_are_counted(backend, tmp_path, capsys):
+    src = _damaged(_gop_clip(tmp_path / "full.mp4"), tmp_path / "bad.mp4", [20, 21, 22])
+    result = _render(src, tmp_path / "out.mp4", backend)
+    frames = _video(tmp_path / "out.mp4")["frames"]
+    assert result.lost == 48 - frames > 0
+    assert f"{result.lost} of 48 frames of bad.mp4 could not be decoded" in capsys.readouterr().err
+
+
+def test_a_damaged_first_keyframe_starts_at_the_next_one(backend, tmp_path):
+    from vidgan.video import probe
+
+    src = _gop_clip(tmp_path / "full.mp4")
+    assert [i for i, (_, _, key) in enumerate(_packet_offsets(src)) if key][:2] == [0, 12]
+    bad = _damaged(src, tmp_path / "bad.mp4", [0])
+    assert probe(bad).frames == 48  # not refused: frames 12.. decode
+    result = _render(bad, tmp_path / "out.mp4", backend)
+    out = _video(tmp_path / "out.mp4")
+    assert result.frames == out["frames"] == 36 and result.lost == 12
+    assert out["times"][0] == pytest.approx(12 / 24, abs=1e-3)  # its own time, not shifted
+
+
+def test_live_file_source_exposes_the_frames_lost(tmp_path):
+    from vidgan.live.sources import FileSource
+
+    src = _gop_clip(tmp_path / "full.mp4")
+    raw = src.read_bytes()
+    (tmp_path / "half.mp4").write_bytes(raw[: len(raw) // 2])
+    source = FileSource(tmp_path / "half.mp4")
+    source._interval = float("inf")  # never late: every frame is read, none skipped
+    read = 0
+    while source.read() is not None:
+        read += 1
+    assert 0 < read < 48 and source.undecodable == 48 - read
+    source.close()
+
+
+def _out_of_order_clip(path: Path, order: list[int]) -> Path:
+    """An MJPEG clip (every frame a keyframe) whose frame i carries the timestamp order[i]
+    frames of 1/12 s. Matroska stores them as they are; the muxer only wants decode timestamps
+    that never decrease and never pass the frame's own."""
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mjpeg", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        s.time_base = Fraction(1, 12)
+        for i, t in enumerate(order):
+            frame = av.VideoFrame.from_ndarray(moving_square(i, 64, 48), format="rgb24")
+            for packet in s.encode(frame):
+                packet.pts, packet.dts = t, min(order[i:])
+                out.mux(packet)
+    return path
+
+
+def test_timestamps_going_backwards_keep_a_frames_spacing(tmp_path):
+    from vidgan.video import VideoReader, probe
+
+    # frame 4 jumps back 3 frames, as where two clips were joined
+    src = _out_of_order_clip(tmp_path / "joined.mkv", [0, 1, 2, 3, 1, 2, 3, 4])
+    info = probe(src)
+    frames = list(VideoReader(info))
+    times = [float(f.pts * info.time_base) for f in frames]
+    assert times == pytest.approx([i / 12 for i in range(8)], abs=0.002)
+    step = round(1 / (12 * info.time_base))
+    assert all(abs(f.duration - step) <= 1 for f in frames)  # no frame one tick long
+
+
+def test_the_writer_puts_a_repeated_timestamp_one_frame_later(tmp_path):
+    from vidgan.video import VideoWriter
+
+    with VideoWriter(tmp_path / "out.mp4", 64, 48, Fraction(10), time_base=Fraction(1, 1000)) as w:
+        for i, pts in enumerate([0, 100, 200, 200, 150, 500]):
+            w.write(moving_square(i, 64, 48), pts)
+    assert _video(tmp_path / "out.mp4")["times"] == [0, 0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def test_full_disk_while_rendering_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
+    from conftest import cli_code, run_with_file_limit
+
+    from vidgan.backends import load_backend
+
+    load_backend(tiny_model, "onnxruntime", "cpu")  # its ONNX export cached before the limit
+    src = _gop_clip(tmp_path / "in.mp4", width=64, height=48)
+    assert src.stat().st_size > 5_000  # and so is its rendering
+    proc = run_with_file_limit(cli_code("render", src, tmp_path / "out.mp4", "--model", tiny_model,
+                                        "--backend", "onnxruntime"), 5_000)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.splitlines()[-1]  # after any progress lines
+    assert last.startswith(f"error: cannot write {tmp_path / 'out.mp4'}: File too large")
+    assert [line.startswith("error:") for line in proc.stderr.splitlines()].count(True) == 1
+    assert "Traceback" not in proc.stderr
+    assert _leftovers(tmp_path) == []
+
+
+def test_sighup_stops_a_render_with_a_summary_and_no_file(tiny_model, tmp_path):
+    from conftest import signal_when, slow_cli_code
+
+    src = make_clip(tmp_path / "in.mp4", frames=400)
+    code = slow_cli_code("render", src, tmp_path / "out.mp4", "--model", tiny_model,
+                         "--backend", "torch", delay=0.05)
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    status, err = signal_when(proc, (tmp_path / "out.partial.mp4").exists, signal.SIGHUP)
+    assert status == 128 + signal.SIGHUP, err
+    last = err.splitlines()[-1]
+    assert last.startswith("interrupted after ") and last.endswith(
+        f"of 400 frames: {tmp_path / 'out.mp4'} was not written (it appears only when complete)")
+    assert _leftovers(tmp_path) == [] and "Traceback" not in err

@@ -92,7 +92,7 @@ def test_unreadable_image_in_a_folder_is_skipped(backend, tmp_path, capsys):
     result = stylize_images(src, tmp_path / "out", backend=backend, progress=False)
     assert [p.name for p in result.skipped] == ["broken.png"]
     assert not (tmp_path / "out" / "broken.png").exists()
-    assert "skipped 1 unreadable" in capsys.readouterr().err
+    assert "skipped 1 image(s): broken.png (unreadable)" in capsys.readouterr().err
 
 
 def test_existing_outputs_need_overwrite(backend, tmp_path):
@@ -138,3 +138,144 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert set(tmp_path.rglob("*")) == before
+
+
+# --- unusual images: tiny, huge, 16-bit, float, transparent, animated -------------------------
+
+def _gradient(h=48, w=64) -> np.ndarray:
+    return np.tile(np.linspace(0, 1, w), (h, 1))
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    from vidgan.stylize import load_image
+
+    ramp = _gradient()
+    Image.fromarray((ramp * 65535).astype(np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray(ramp.astype(np.float32), mode="F").save(tmp_path / "unit.tif")
+    Image.fromarray((ramp * 30 - 10).astype(np.float32), mode="F").save(tmp_path / "hdr.tif")
+    for name in ("g16.png", "unit.tif", "hdr.tif"):
+        rgb = load_image(tmp_path / name).rgb
+        assert rgb.dtype == np.uint8 and rgb.shape == (48, 64, 3), name
+        assert rgb[:, 0].max() <= 1 and rgb[:, -1].min() >= 254, name  # the full range, not white
+        np.testing.assert_allclose(rgb[0, :, 0], ramp[0] * 255, atol=1.5)
+
+
+def test_16_bit_image_comes_out_stylized_not_flat(backend, tmp_path):
+    ramp = (_gradient() * 65535).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "in.png")
+    stylize_images(tmp_path / "in.png", tmp_path / "out.png", backend=backend, progress=False)
+    out = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
+    assert out.std() > 10  # a flat white (or black) image has none
+
+
+def test_transparency_is_kept_in_png_and_named_when_dropped(backend, tmp_path, capsys):
+    alpha = np.tile(np.linspace(0, 255, 64), (48, 1)).astype(np.uint8)
+    rgba = np.dstack([moving_square(0, 64, 48), alpha])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    stylize_images(tmp_path / "in.png", tmp_path / "out.png", backend=backend, side_by_side=True,
+                   progress=False)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "RGBA" and im.size == (128, 48)
+        alpha = np.asarray(im)[..., 3]
+    np.testing.assert_array_equal(alpha, np.concatenate([rgba[..., 3]] * 2, axis=1))
+    assert capsys.readouterr().err == ""
+    stylize_images(tmp_path / "in.png", tmp_path / "out.jpg", backend=backend, progress=False)
+    assert "transparency of 1 image(s) was dropped" in capsys.readouterr().err
+    assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+
+
+def _animated_gif(path, frames=3):
+    images = [Image.fromarray(moving_square(i, 40, 32)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100)
+    return path
+
+
+def test_unusable_images_in_a_folder_are_skipped_and_counted(backend, tmp_path, capsys):
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(moving_square(0, 40, 30)).save(src / "good.png")
+    Image.fromarray(moving_square(0, 40, 30)).save(src / "still.gif")
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(src / "tiny.png")
+    Image.fromarray(np.zeros((3000, 4, 3), np.uint8)).save(src / "sliver.png")
+    _animated_gif(src / "anim.gif")
+    result = stylize_images(src, tmp_path / "out", backend=backend, progress=False)
+    assert sorted(p.name for p in result.written) == ["good.png", "still.gif"]
+    assert sorted(p.name for p in result.skipped) == ["anim.gif", "sliver.png", "tiny.png"]
+    err = capsys.readouterr().err
+    assert "skipped 3 image(s)" in err and "3x2 px is too small" in err
+    assert "an animation of 3 frames" in err and "vidgan render" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png", "still.gif"]
+
+
+@pytest.mark.parametrize("case", ["tiny", "animated"])
+def test_an_unusable_single_image_is_one_error(tiny_model, tmp_path, vidgan_cli, case):
+    if case == "tiny":
+        Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "in.png")
+        src, message = tmp_path / "in.png", "1x1 px is too small"
+    else:
+        src, message = _animated_gif(tmp_path / "in.gif"), "an animation of 3 frames"
+    code, _, err = vidgan_cli("stylize", src, tmp_path / "out.png", "--model", tiny_model)
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_memory_is_estimated_before_allocating(tiny_model, tmp_path, vidgan_cli, monkeypatch):
+    from vidgan import frames
+
+    Image.fromarray(moving_square(0, 64, 48)).save(tmp_path / "in.png")
+    # --height 100000 asks for a 133333x100000 frame: terabytes, on any machine
+    code, _, err = vidgan_cli("stylize", tmp_path / "in.png", tmp_path / "out.png",
+                              "--model", tiny_model, "--height", 100000)
+    assert code == 2 and "GB of CPU memory" in err and "use --height" in err, err
+    # a big photo on a machine with little memory left: the --height that fits is named
+    Image.fromarray(np.zeros((2000, 3000, 3), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(frames, "available_memory", lambda device: 200e6)
+    code, _, err = vidgan_cli("stylize", tmp_path / "big.png", tmp_path / "out.png",
+                              "--model", tiny_model)
+    assert code == 2 and "0.2 GB are free" in err, err
+    suggested = int(err.split("use --height ")[1].split()[0])
+    assert 16 <= suggested < 2000
+    code, _, err = vidgan_cli("stylize", tmp_path / "big.png", tmp_path / "out.png",
+                              "--model", tiny_model, "--height", suggested, "--backend", "torch")
+    assert code == 0, err
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_full_disk_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
+    from conftest import cli_code, run_with_file_limit
+
+    from vidgan.backends import load_backend
+
+    load_backend(tiny_model, "onnxruntime", "cpu")  # its ONNX export cached before the limit
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "in.png")
+    proc = run_with_file_limit(cli_code("stylize", tmp_path / "in.png", tmp_path / "out.jpg",
+                                        "--model", tiny_model, "--backend", "onnxruntime"), 20_000)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.splitlines()[-1]  # after any progress lines
+    assert last.startswith(f"error: cannot write {tmp_path / 'out.jpg'}: File too large")
+    assert [line.startswith("error:") for line in proc.stderr.splitlines()].count(True) == 1
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]  # no out.jpg, no partial
+
+
+def test_sigterm_says_how_many_images_were_written(tiny_model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import signal_when, slow_cli_code
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    for i in range(40):
+        Image.fromarray(moving_square(i, 32, 24)).save(src / f"{i:02d}.png")
+    code = slow_cli_code("stylize", src, out, "--model", tiny_model, "--backend", "torch")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    status, err = signal_when(proc, lambda: out.is_dir() and len(list(out.iterdir())) >= 3,
+                              signal.SIGTERM)
+    written = sorted(p.name for p in out.iterdir())
+    assert status == 128 + signal.SIGTERM, err
+    assert err.splitlines()[-1] == f"interrupted: {len(written)} of 40 images written to {out}"
+    assert 3 <= len(written) < 40 and all(".partial" not in name for name in written)
+    assert "Traceback" not in err

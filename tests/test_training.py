@@ -376,6 +376,8 @@ def _cli_errors(tmp_path, recipe, dataset) -> dict:
     bad_toml.write_text("crop = [")
     unknown_key = tmp_path / "unknown.toml"
     unknown_key.write_text("crop = 64\nlearning_rate = 1e-3\n")
+    wrong_type = tmp_path / "wrong.toml"
+    wrong_type.write_text('crop = "big"\n')
     busy = tmp_path / "busy"
     (busy / "checkpoints").mkdir(parents=True)
     (busy / "checkpoints" / "step-000000001.pt").write_bytes(b"")
@@ -401,6 +403,17 @@ def _cli_errors(tmp_path, recipe, dataset) -> dict:
             ["train", "--export-only", bad_toml],
             "not a vidgan training checkpoint",
         ),
+        "negative lr": (["train", recipe, *common, "--lr", "-1"], "--lr must be a positive"),
+        "negative workers": (["train", recipe, *common, "--workers", "-1"], "--workers must be"),
+        "zero max steps": (["train", recipe, *common, "--max-steps", "0"], "--max-steps must be"),
+        "out is a file": (
+            ["train", recipe, "--data", dataset, "--out", bad_toml],
+            "is a file; give a folder",
+        ),
+        "recipe value of the wrong type": (
+            ["train", wrong_type, *common],
+            "crop must be a whole number, not 'big'",
+        ),
     }
     if not torch.cuda.is_available():
         cases["cuda without GPU"] = (["train", recipe, *common, "--device", "cuda"], "no CUDA GPU")
@@ -414,3 +427,63 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, recipe, dataset, vidgan_c
         assert err.startswith("error: ") and message in err, (case, err)
         assert "Traceback" not in err and err.count("\n") == 1, (case, err)
     assert not (tmp_path / "out").exists()  # nothing written for a run that never started
+
+
+# --- damaged checkpoints and a full disk ------------------------------------------------------
+
+
+def _break_newer_checkpoints(run: Path) -> list[Path]:
+    """Three unusable checkpoints newer than the run's own: cut short, garbage, empty."""
+    good = training.latest_checkpoint(run)
+    raw = good.read_bytes()
+    folder = run / "checkpoints"
+    broken = [folder / f"step-00000000{n}.pt" for n in (7, 8, 9)]
+    broken[0].write_bytes(raw[: len(raw) // 2])
+    broken[1].write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    broken[2].write_bytes(b"")
+    return broken
+
+
+def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path, recipe, dataset):
+    run = tmp_path / "run"
+    training.train(tiny_config(recipe, dataset, run, max_steps=2))
+    good = training.latest_checkpoint(run)
+    broken = _break_newer_checkpoints(run)
+    with pytest.warns(UserWarning) as caught:
+        assert training.latest_checkpoint(run) == good
+    assert [str(p) in str(w.message) for w in caught for p in broken].count(True) == 3
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidgan", "train", "--resume", "--out", str(run), "--max-steps", "3"],
+        check=False, capture_output=True, text=True, env=ENV, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning: checkpoint")]
+    assert len(warned) == 3 and all("trying the one before" in line for line in warned)
+    assert [int(r["step"]) for r in loss_rows(run)] == [1, 2, 3]
+    # the passed-over files would outrank the run's own checkpoints: gone
+    assert [p.name for p in training.checkpoints(run)] == [good.name, "step-000000003.pt"]
+
+
+def test_no_readable_checkpoint_is_one_error(tmp_path, recipe, dataset, vidgan_cli, capsys):
+    run = tmp_path / "run"
+    training.train(tiny_config(recipe, dataset, run, max_steps=1))
+    _break_newer_checkpoints(run)
+    (run / "checkpoints" / "step-000000001.pt").write_bytes(b"\x00" * 100)
+    capsys.readouterr()
+    with pytest.warns(UserWarning):
+        code, _, err = vidgan_cli("train", "--resume", "--out", run)
+    assert code == 2 and err.startswith("error: none of the 4 checkpoint(s)"), err
+    assert err.count("\n") == 1
+
+
+def test_full_disk_while_saving_a_checkpoint_leaves_no_partial_file(tmp_path, recipe, dataset):
+    from conftest import cli_code, run_with_file_limit
+
+    run = tmp_path / "run"
+    proc = run_with_file_limit(cli_code("train", recipe, "--data", dataset, "--out", run,
+                                        "--max-steps", "1"), 100_000)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith(f"error: cannot write {run / 'checkpoints'}") and "File too large" in last
+    assert list((run / "checkpoints").iterdir()) == []  # no 30 MB .partial filling the disk
+    assert "Traceback" not in proc.stderr

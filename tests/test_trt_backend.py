@@ -66,9 +66,15 @@ def test_layer_precisions_reads_tensorrt_10_and_11_reports():
     assert layer_precisions(json.dumps(v11)) == {"fp16": 1, "fp32": 1, "unknown": 1}
 
 
-def test_engines_dir_is_the_checkout_engines_folder_unless_overridden(monkeypatch, tmp_path):
+def test_engines_dir_is_in_the_users_cache_unless_overridden(monkeypatch, tmp_path):
     monkeypatch.delenv("VIDGAN_ENGINES", raising=False)
-    assert engines_dir() == Path(__file__).resolve().parents[1] / "engines"
+    monkeypatch.delenv("VIDGAN_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert engines_dir() == Path.home() / ".cache" / "vidgan" / "engines"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert engines_dir() == tmp_path / "xdg" / "vidgan" / "engines"
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "cache"))
+    assert engines_dir() == tmp_path / "cache" / "engines"
     monkeypatch.setenv("VIDGAN_ENGINES", str(tmp_path))
     assert engines_dir() == tmp_path
 

@@ -170,3 +170,21 @@ def test_probe_errors(tmp_path):
     (tmp_path / "notes.mp4").write_text("not a video")
     with pytest.raises(VidganError, match="not a video file"):
         video.probe(tmp_path / "notes.mp4")
+
+
+def test_nvenc_is_offered_only_with_an_nvidia_gpu(tmp_path):
+    offered = video.usable_codecs()
+    assert {"h264", "hevc"} <= set(offered)
+    assert ("h264_nvenc" in offered) == video.nvenc_available()
+    with pytest.raises(VidganError) as caught:
+        video.encoder_name("divx")
+    assert ("nvenc" in caught.value.message) == video.nvenc_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not video.nvenc_available(), reason="no NVIDIA GPU with NVENC")
+def test_nvenc_encodes_on_an_nvidia_gpu(tmp_path):
+    with video.VideoWriter(tmp_path / "out.mp4", 64, 48, Fraction(12), codec="h264_nvenc") as w:
+        for i in range(12):
+            w.write(moving_square(i, 64, 48))
+    assert len(list(video.VideoReader(video.probe(tmp_path / "out.mp4")))) == 12

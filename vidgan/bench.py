@@ -176,17 +176,14 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-LIVE_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "cockatoo_yuv420.mp4"
-
-
 def bench_live(backends=None, heights=(360, 720), clip: str | Path | None = None,
                seconds: float = 10.0, model: str | Path | None = None, device: str | None = None,
                precision: str = "auto") -> dict:
     """Capture-to-display latency (p50/p95) and fps of `vidgan live`, headless, per backend and
     processing height, from a video file played as live at its own frame rate.
 
-    clip: default the shared 1280x720 20 fps cockatoo clip, or a generated 720p clip where that
-    is absent. Target on a GPU: p95 latency under two frame intervals of the source at 720p.
+    clip: default a generated 1280x720 20 fps clip (the README's table played the data set's
+    cockatoo_yuv420.mp4, a 1280x720 20 fps clip, with --clip). Target on a GPU: p95 latency under two frame intervals of the source at 720p.
     Prints a table and writes benchmarks/results/live-<cpu|cuda>.json; returns what it wrote.
     """
     import io
@@ -199,7 +196,7 @@ def bench_live(backends=None, heights=(360, 720), clip: str | Path | None = None
     from vidgan.live.sources import FileSource
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    clip = Path(clip) if clip else LIVE_CLIP if LIVE_CLIP.is_file() else _live_clip()
+    clip = Path(clip) if clip else _live_clip()
     rows = []
     for name in backends or [b for b in BACKENDS if b != "auto"]:
         try:
@@ -501,7 +498,6 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 # --- vidgan bench render -----------------------------------------------------------------------
 
-RENDER_CLIP = LIVE_CLIP  # 1280x720, 20 fps, 14 s, no audio
 RENDER_TARGETS = {"overhead": 0.8, "overlap": 0.85, "memory": 1.2}
 
 
@@ -532,7 +528,7 @@ def bench_render(model: str | Path | None = None, backends=None, device: str | N
         model is the bottleneck (slower than the bare codec loop): target >= 0.85.
     memory: peak RSS of rendering generated clips of `memory_seconds` (fresh processes,
         IdentityBackend, with AAC audio): the longest within 1.2x of the shortest.
-    clip: default the shared 720p cockatoo clip, else a generated 720p clip. model: a model
+    clip: default a generated 720p clip (the README's table: --clip cockatoo_yuv420.mp4). model: a model
     file (default: the bundled one, else a fresh `fast` generator: speed needs no training).
     heights: processing heights (default 360 on the CPU, the clip's own on CUDA).
     Prints a table, writes benchmarks/results/render.json and returns what it wrote.
@@ -545,7 +541,7 @@ def bench_render(model: str | Path | None = None, backends=None, device: str | N
     dev = resolve_device(device)
     with tempfile.TemporaryDirectory(prefix="vidgan-bench-") as tmp:
         tmp = Path(tmp)
-        clip = Path(clip) if clip else RENDER_CLIP if RENDER_CLIP.is_file() else _live_clip()
+        clip = Path(clip) if clip else _live_clip()
         info = video.probe(clip)
         heights = list(heights or ([360] if dev.type == "cpu" else [info.height]))
         frames = max(1, round(seconds * float(info.rate)))

@@ -6,6 +6,7 @@ No logic lives here. Heavy imports (torch, cv2, av) happen inside the commands s
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ PrecisionOpt = typer.Option("auto", "--precision", help="fp32, fp16 or auto.")
 SideBySideOpt = typer.Option(False, "--side-by-side", help="Write before | after.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 StabilizeOpt = typer.Option(False, "--stabilize", help="Reduce flicker (optical-flow blending).")
-StabilizeStrengthOpt = typer.Option(0.7, "--stabilize-strength", help="0..1, with --stabilize.")
+StabilizeStrengthOpt = typer.Option(None, "--stabilize-strength", help="0..1 (default 0.7), with --stabilize.")
 QualityOpt = typer.Option(
     None, "--quality",
     help="Bundled model: fast (the real-time student, about 18x the frames/s of best on a CPU, "
@@ -37,17 +38,19 @@ QualityOpt = typer.Option(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip (replaced); demo.png, before above after, goes beside it."),
+    out: Path = typer.Option(Path("demo.mp4"), "--out", help="The stylized clip; demo.png, before above after, goes beside it."),
     camera: str | None = typer.Option(None, "--camera", help="Record this camera (index, device or URL) instead of the built-in clip."),
     model: Path | None = ModelOpt,
     quality: str | None = QualityOpt,
     seconds: float = typer.Option(4.0, "--seconds", help="Length of the clip or of the recording."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the clip and the .png if they exist."),
 ) -> None:
     """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
     from vidgan.demo import format_result, run_demo
 
     model = _model(model, quality, None, realtime=True)
-    print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds)))
+    print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds,
+                                 overwrite=overwrite)))
 
 
 @app.command()
@@ -70,7 +73,7 @@ def render(
     side_by_side: bool = SideBySideOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
     stabilize: bool = StabilizeOpt,
-    stabilize_strength: float = StabilizeStrengthOpt,
+    stabilize_strength: float | None = StabilizeStrengthOpt,
 ) -> None:
     """Stylize every frame of a video; timestamps and audio are kept."""
     from vidgan.render import render_video
@@ -129,11 +132,12 @@ def live(
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames shown."),
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
     stabilize: bool = StabilizeOpt,
-    stabilize_strength: float = StabilizeStrengthOpt,
+    stabilize_strength: float | None = StabilizeStrengthOpt,
 ) -> None:
     """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
     o original, f fullscreen, space pause, r record, i overlay, h the key list."""
     from vidgan.live import run_live
+    from vidgan.temporal import stabilize_strength_option
 
     model = _model(model, quality, device, realtime=True)
     run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
@@ -141,7 +145,8 @@ def live(
              device=device, precision=precision, height=height, window=not no_window,
              window_size=window_size, overlay=not no_overlay, record=record,
              overwrite=overwrite, virtual_cam=virtual_cam, serve=serve, max_frames=max_frames,
-             duration=duration, stabilize=stabilize, stabilize_strength=stabilize_strength)
+             duration=duration, stabilize=stabilize,
+             stabilize_strength=stabilize_strength_option(stabilize, stabilize_strength))
 
 
 @app.command()
@@ -237,7 +242,8 @@ def _str(path: Path | None) -> str | None:
 @app.command()
 def export(
     model: Path | None = ModelOpt,
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default: engines/)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: the cache's engines/, see `vidgan info`)."),
+    photos: Path | None = typer.Option(None, "--photos", help="Folder of JPEG/PNG photos to verify on (default: built-in samples)."),
     onnx: bool = typer.Option(False, "--onnx", help="Stop at ONNX (with --fp16: also the FP16 ONNX); no GPU needed."),
     fp16: bool = typer.Option(False, "--fp16", help="FP16 ONNX and an FP16 TensorRT engine (InstanceNorm kept FP32)."),
     profile: str | None = typer.Option(None, "--profile", help="Shape preset: default, 360p, 720p, 1080p."),
@@ -249,12 +255,12 @@ def export(
     opt_level: int = typer.Option(3, "--opt-level", help="TensorRT builder optimization level 0-5."),
     overwrite: bool = OverwriteOpt,
 ) -> None:
-    """ONNX -> FP16 ONNX -> TensorRT engine in engines/, each checked against PyTorch."""
+    """ONNX -> FP16 ONNX -> TensorRT engine in the cache's engines/, each checked against PyTorch."""
     from vidgan.export import export_model
 
     export_model(model, out, onnx_only=onnx, fp16=fp16, preset=profile, min_shape=min_shape,
                  opt_shape=opt_shape, max_shape=max_shape, batch=batch, workspace_gib=workspace,
-                 opt_level=opt_level, overwrite=overwrite)
+                 opt_level=opt_level, overwrite=overwrite, photos=photos)
 
 
 @app.command("eval")
@@ -267,6 +273,7 @@ def eval_(
     video: Path | None = typer.Option(None, "--video", help="A clip: with --rendered, measure flicker instead."),
     rendered: Path | None = typer.Option(None, "--rendered", help="The stylized rendering of --video."),
     baseline: Path | None = typer.Option(None, "--baseline", help="Another rendering of --video to compare with."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace grid.png and eval.json in --out."),
 ) -> None:
     """Held-out cycle and identity L1 and a before/after grid; or a rendering's flicker (--video)."""
     from vidgan import evaluate
@@ -278,7 +285,8 @@ def eval_(
     elif data is None:
         raise VidganError("give --data DIR (held-out images) or --video IN --rendered OUT")
     else:
-        print(evaluate.run_model_eval(model, data, inverse=inverse, out=out, limit=limit))
+        print(evaluate.run_model_eval(model, data, inverse=inverse, out=out, limit=limit,
+                                      overwrite=overwrite))
 
 
 @app.command()
@@ -324,17 +332,71 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main() -> None:
+    """The `vidgan` script: every failure ends in one line on stderr and a non-zero exit."""
     import warnings
 
+    from vidgan.errors import NO_ROOM, no_room
+
     warnings.formatwarning = _one_line_warning
+    _stop_on_signals()
     try:
-        app()
+        _invoke(sys.argv[1:])
     except VidganError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        _exit(f"error: {exc.message}", exc.exit_code)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP; commands say what they kept
+        _exit(getattr(exc, "message", "interrupted"), 128 + _signalled)
+    except OSError as exc:  # a write that no command expected to fail for want of space
+        if exc.errno not in NO_ROOM:
+            raise
+        _exit(f"error: {no_room(exc, exc.filename or 'a file').message}", 2)
+
+
+def _invoke(args: list[str]) -> None:
+    """Run the command line through Typer's click command, but let KeyboardInterrupt through
+    (Typer's own main turns it into a silent exit 130) and make usage errors one line."""
+    import typer
+    import typer.main
+
+    command = typer.main.get_command(app)
+    try:
+        with command.make_context("vidgan", list(args)) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as exc:  # --help
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors: a bad value, option or command
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `vidgan`: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        message = " ".join(exc.format_message().split())
+        where = getattr(getattr(exc, "ctx", None), "command_path", "vidgan")
+        raise VidganError(f"{message} (see `{where} --help`)") from None
+
+
+_signalled = signal.SIGINT  # the signal that stopped the command; its exit code is 128 + it
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (`kill`, `docker stop`) and SIGHUP (a closed terminal) do what Ctrl-C does, so
+    that each command's Ctrl-C handling (what was kept, nothing half-written) covers them too:
+    they call the SIGINT handler of the moment (live installs one that stops the run cleanly),
+    or raise KeyboardInterrupt where Ctrl-C is default or ignored (`nohup`, `&`)."""
+
+    def interrupt(signum, frame):
+        global _signalled
+        _signalled = signum
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            return handler(signal.SIGINT, frame)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, interrupt)
+
+
+def _exit(line: str, code: int) -> None:
+    print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidgan.errors import VidganError
+from vidgan.errors import Interrupted, VidganError
 
 SAMPLES = ("rocket", "coffee", "chelsea")  # outdoor scene first: the model's home ground
 CLIP_SIZE = (640, 360)  # (W, H)
@@ -26,6 +26,7 @@ CLIP_FPS = 24
 HEIGHT = 256  # processing height: a few seconds of clip stay quick on a 2-core CPU
 ZOOM = 0.8  # the window shrinks (or grows) to this fraction of the photo over its shot
 STILLS = 3  # frames shown in demo.png
+MAX_SECONDS = 600.0  # --seconds: the built-in clip is made in memory-light steps, but not forever
 
 
 @dataclass
@@ -40,8 +41,9 @@ class DemoResult:
 def run_demo(out: str | Path = "demo.mp4", *, model: str | Path | None = None,
              camera: str | None = None, seconds: float = 4.0, size: tuple[int, int] = CLIP_SIZE,
              fps: int = CLIP_FPS, height: int | None = HEIGHT, device: str | None = None,
-             source=None) -> DemoResult:
-    """Write `out` (the stylized clip) and `out` with .png (before above after); replaces both.
+             source=None, overwrite: bool = False) -> DemoResult:
+    """Write `out` (the stylized clip) and `out` with .png (before above after); an existing
+    one of them is a VidganError unless `overwrite`.
 
     model: a model file (None: the bundled one). camera: record `seconds` of this camera (index,
     device path or URL) through the live pipeline; `source` (a vidgan.live Source) does the same
@@ -52,17 +54,26 @@ def run_demo(out: str | Path = "demo.mp4", *, model: str | Path | None = None,
 
     out = Path(out)
     model = modelfile.resolve(model)  # a missing bundled model fails before any work
-    if seconds <= 0:
-        raise VidganError(f"--seconds must be more than 0, not {seconds}")
+    if not 0 < seconds <= MAX_SECONDS:  # NaN too
+        raise VidganError(f"--seconds must be more than 0 and at most {MAX_SECONDS}, not {seconds}")
     if out.suffix.lower() not in (".mp4", ".mkv", ".mov"):
         raise VidganError(f"{out} should end in .mp4, .mkv or .mov")
     if not out.parent.is_dir():
         raise VidganError(f"the output folder {out.parent} does not exist")
+    existing = [p for p in (out, out.with_suffix(".png")) if p.exists()]
+    if existing and not overwrite:
+        raise VidganError(f"{existing[0]} already exists; pass --overwrite to replace "
+                          f"{' and '.join(str(p) for p in existing)}")
     began = time.perf_counter()
-    if camera is not None or source is not None:
-        count, image = _live_demo(out, model, camera, source, seconds, height, device)
-    else:
-        count, image = _clip_demo(out, model, seconds, size, fps, height, device)
+    try:
+        if camera is not None or source is not None:
+            count, image = _live_demo(out, model, camera, source, seconds, height, device)
+        else:
+            count, image = _clip_demo(out, model, seconds, size, fps, height, device)
+    except KeyboardInterrupt:
+        kept = [p.name for p in (out, out.with_suffix(".png")) if p.exists() and p not in existing]
+        raise Interrupted(f"interrupted: {' and '.join(kept) if kept else 'nothing'} written"
+                          ) from None
     return DemoResult(out, image, count, time.perf_counter() - began, model.name)
 
 
@@ -157,20 +168,21 @@ def _frames_at(reader, indices: list[int]) -> list[np.ndarray]:
 def _write_stills(before: list[np.ndarray], after: list[np.ndarray], path: Path,
                   height: int = 240) -> Path:
     """One PNG: `before` frames in the top row, `after` below, each `height` px tall."""
-    import os
+    import io
 
     import cv2
     from PIL import Image
+
+    from vidgan.files import write_atomic
 
     def row(images):
         return np.hstack([cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height),
                                      interpolation=cv2.INTER_AREA) for im in images])
 
     grid = np.vstack([row(before), row(after)])
-    tmp = path.with_name(path.stem + ".partial.png")
-    Image.fromarray(grid).save(tmp)
-    os.replace(tmp, path)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(grid).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue())
 
 
 # --- a camera through the live pipeline -----------------------------------------------------

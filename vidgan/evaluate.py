@@ -161,12 +161,13 @@ def _load_square(paths: list[Path], size: int = EVAL_SIZE):
 
 def _save_pairs(pairs: list, path: Path, columns: int = 2) -> Path | None:
     """A PNG grid of (before | after) CHW pairs in [-1, 1], `columns` pairs a row; None if empty."""
-    import os
+    import io
 
     import torch
     from PIL import Image
 
     from vidgan import frames
+    from vidgan.files import write_atomic
 
     if not pairs:
         return None
@@ -175,21 +176,18 @@ def _save_pairs(pairs: list, path: Path, columns: int = 2) -> Path | None:
     rows = [torch.cat(cells[i:i + columns], dim=2) for i in range(0, len(cells), columns)]
     image = frames.denormalize(torch.cat(rows, dim=1).unsqueeze(0))[0].numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue())
 
 
 def _write_json(obj: dict, path: Path) -> Path:
     import json
-    import os
+
+    from vidgan.files import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def format_eval(report: dict) -> str:
@@ -205,14 +203,31 @@ def format_eval(report: dict) -> str:
 
 
 def run_model_eval(model: str | Path | None, data: str | Path, *, inverse: str | Path | None = None,
-                   out: str | Path = "runs/eval", limit: int | None = None) -> str:
-    """`vidgan eval --model M --data DIR`: evaluate with a progress bar; returns the summary line."""
+                   out: str | Path = "runs/eval", limit: int | None = None,
+                   overwrite: bool = False) -> str:
+    """`vidgan eval --model M --data DIR`: evaluate with a progress bar; returns the summary line.
+
+    An earlier evaluation's grid.png or eval.json in `out` is replaced only with `overwrite`.
+    """
+    from vidgan.errors import Interrupted
     from vidgan.render import FrameProgress
 
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VidganError(f"--out {out} is a file; give a folder for grid.png and eval.json")
+    existing = [p for p in (out / "grid.png", out / "eval.json") if p.exists()]
+    if existing and not overwrite:
+        raise VidganError(f"{existing[0]} already exists; pass --overwrite to replace it, or "
+                          "give another --out")
     photos, paintings = held_out_images(data, limit)
-    with FrameProgress("eval", len(photos) + len(paintings), unit="images") as bar:
-        report = evaluate_model(model, photos, paintings, inverse=inverse, out=out,
-                                progress=lambda done, _: bar.advance(done - bar.count))
+    bar = FrameProgress("eval", len(photos) + len(paintings), unit="images")
+    try:
+        with bar:
+            report = evaluate_model(model, photos, paintings, inverse=inverse, out=out,
+                                    progress=lambda done, _: bar.advance(done - bar.count))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after {bar.count} of {bar.total} images: nothing "
+                          f"written to {out} (grid.png and eval.json come at the end)") from None
     return format_eval(report)
 
 

@@ -36,7 +36,8 @@ from vidgan.backends.trt_backend import (
     missing_requirements,
     sidecar_path,
 )
-from vidgan.errors import VidganError
+from vidgan.errors import Interrupted, VidganError
+from vidgan.files import write_atomic, write_error
 
 DYNAMIC_AXES = {name: {0: "batch", 2: "height", 3: "width"} for name in (INPUT, OUTPUT)}
 ONNX_MIN_PSNR = 45.0
@@ -48,9 +49,7 @@ PRESETS = {
     "720p": ((256, 256), (720, 1280), (720, 1280)),
     "1080p": ((256, 256), (1080, 1920), (1080, 1920)),
 }
-# Where the verification photos come from (first that exists); synthetic images otherwise.
-PHOTOS_ENV = "VIDGAN_VERIFY_IMAGES"
-DEV_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vangogh2photo" / "valB"
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 # --- ONNX -----------------------------------------------------------------------------------
@@ -303,57 +302,64 @@ def psnr(a, b, peak_to_peak: float = 2.0) -> float:
 
 
 def sample_images(n: int = 2, size: tuple[int, int] = (256, 256), folder: Path | None = None):
-    """(n, 3, H, W) float32 CPU tensor in [-1, 1]: real photos when there are any, else synthetic.
+    """(n, 3, H, W) float32 CPU tensor in [-1, 1]: photographs resized to `size`.
 
-    Photos come from `folder`, $VIDGAN_VERIFY_IMAGES or the vangogh2photo held-out photos
-    (valB) of a development checkout, resized to `size`; synthetic images are smooth random
-    colour fields with hard edges and fine noise (seeded), so convolutions see real structure.
+    From `folder` (`vidgan export --photos DIR`), else the demo's built-in sample photographs
+    (vidgan.demo.sample_photos); more than there are photos repeats them mirrored, then again.
     """
     import torch
 
-    folder = folder or _photos_folder()
-    if folder is not None:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        if files:
-            return torch.stack([_read_photo(p, size) for p in files[:n]]).float()
-    return _synthetic(n, size)
+    photos = _folder_photos(folder) if folder is not None else _builtin_photos()
+    picks = [photos[i % len(photos)] for i in range(n)]
+    mirrored = [i // len(photos) % 2 == 1 for i in range(n)]
+    return torch.stack([_as_input(p[:, ::-1] if m else p, size) for p, m in zip(picks, mirrored)])
 
 
 def images_source(folder: Path | None = None) -> str:
     """Words for the report: where sample_images takes its images from."""
-    folder = folder or _photos_folder()
-    return f"photos in {folder}" if folder is not None else "synthetic images"
+    return f"photos in {folder}" if folder is not None else "the built-in sample photos"
 
 
-def _photos_folder() -> Path | None:
-    for candidate in (os.environ.get(PHOTOS_ENV), DEV_PHOTOS):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
+def check_photos(folder: Path | None) -> None:
+    """--photos DIR: a folder holding at least one JPEG or PNG (checked before any work)."""
+    if folder is not None:
+        _photo_files(folder)
 
 
-def _read_photo(path: Path, size: tuple[int, int]):
+def _photo_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise VidganError(f"--photos {folder} is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_EXTENSIONS)
+    if not files:
+        raise VidganError(f"--photos {folder} holds no {'/'.join(PHOTO_EXTENSIONS)} images")
+    return files
+
+
+def _folder_photos(folder: Path) -> list:
     import cv2
+
+    photos = []
+    for path in _photo_files(folder):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise VidganError(f"can't read image {path}")
+        photos.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return photos
+
+
+def _builtin_photos() -> list:
+    from vidgan.demo import sample_photos
+
+    return sample_photos()
+
+
+def _as_input(rgb, size: tuple[int, int]):
+    import cv2
+    import numpy as np
     import torch
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise VidganError(f"can't read image {path}")
-    rgb = cv2.cvtColor(cv2.resize(bgr, size[::-1], interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(127.5).sub(1.0)
-
-
-def _synthetic(n: int, size: tuple[int, int]):
-    import torch
-    import torch.nn.functional as F
-
-    g = torch.Generator().manual_seed(0)
-    coarse = F.interpolate(torch.rand(n, 3, 6, 8, generator=g), size=size, mode="bicubic",
-                           align_corners=False)
-    yy, xx = torch.meshgrid(torch.arange(size[0]), torch.arange(size[1]), indexing="ij")
-    edges = ((xx // 37 + yy // 29) % 2).float() * 0.3
-    x = coarse + edges + 0.05 * torch.randn(n, 3, *size, generator=g)
-    return (x.clamp(0, 1) * 2 - 1).float()
+    small = cv2.resize(np.ascontiguousarray(rgb), size[::-1], interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(small).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
 def onnx_psnr(onnx_path: Path, reference, images) -> float:
@@ -509,11 +515,15 @@ def export_model(
     workspace_gib: float = 4.0,
     opt_level: int = 3,
     overwrite: bool = False,
+    photos: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """ONNX (and FP16 ONNX with `fp16`), then unless `onnx_only` a TensorRT engine; each checked.
 
-    Returns the files written (or reused). User errors raise VidganError before any work.
+    out: the folder for them (default: the engines folder of the per-user cache).
+    photos: a folder of JPEG/PNG photos to verify on (default: the built-in sample photos).
+    Returns the files written (or reused). User errors raise VidganError before any work; a
+    file appears only once it passed its check, and Ctrl-C says which ones are there.
     """
     from vidgan.modelfile import file_hash, read_info, resolve
 
@@ -522,11 +532,14 @@ def export_model(
     profile = make_profile(info.multiple, preset, min_shape, opt_shape, max_shape, batch)
     if not 0 <= opt_level <= 5:
         raise VidganError(f"--opt-level must be 0..5, not {opt_level}")
-    if workspace_gib <= 0:
+    if not 0 < workspace_gib < float("inf"):
         raise VidganError(f"--workspace must be a positive number of GiB, not {workspace_gib}")
     if not onnx_only and (missing := missing_requirements()):
         raise VidganError(missing)
+    photos = Path(photos) if photos is not None else None
+    check_photos(photos)
     out = Path(out) if out is not None else engines_dir()
+    _check_out(out)
     base = out / f"{source.stem}-{file_hash(source)}"
     onnx_path, fp16_path = (base.with_name(base.name + ext) for ext in (".onnx", ".fp16.onnx"))
     engine_path = None if onnx_only else _engine_path(base, "fp16" if fp16 else "fp32")
@@ -535,11 +548,31 @@ def export_model(
     if existing and not overwrite:
         raise VidganError(f"{existing[0]} exists; pass --overwrite to replace it")
 
-    written = _onnx_files(source, onnx_path, fp16_path if fp16 else None, overwrite or onnx_only, log)
-    if onnx_only:
-        return written
-    return [*written, _engine(source, info, written[-1], engine_path, profile, workspace_gib,
-                              opt_level, log)]
+    try:
+        written = _onnx_files(source, onnx_path, fp16_path if fp16 else None,
+                              overwrite or onnx_only, photos, log)
+        if onnx_only:
+            return written
+        return [*written, _engine(source, info, written[-1], engine_path, profile, workspace_gib,
+                                  opt_level, photos, log)]
+    except OSError as exc:  # a full disk, or a folder that refuses the file after all
+        raise write_error(exc, exc.filename or out) from None
+    except KeyboardInterrupt:
+        there = [p.name for p in (onnx_path, fp16_path, engine_path) if p is not None and p.exists()]
+        kept = f"{', '.join(there)} in {out}" if there else "no file"
+        raise Interrupted(f"interrupted: kept {kept} (each one complete and checked)") from None
+
+
+def _check_out(out: Path) -> None:
+    """--out: a folder that exists or can be made, and takes files."""
+    if out.exists() and not out.is_dir():
+        raise VidganError(f"--out {out} is a file; give a folder for the exported files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VidganError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise VidganError(f"cannot write to {out}")
 
 
 def _engine_path(base: Path, precision: str) -> Path:
@@ -549,7 +582,7 @@ def _engine_path(base: Path, precision: str) -> Path:
 
 
 def _onnx_files(source: Path, onnx_path: Path, fp16_path: Path | None, rebuild: bool,
-                log: Callable[[str], None]) -> list[Path]:
+                photos: Path | None, log: Callable[[str], None]) -> list[Path]:
     """Write (or, unless `rebuild`, reuse) the FP32 ONNX and optionally the FP16 one, each checked
     against PyTorch through onnxruntime on the CPU."""
     import onnx
@@ -557,14 +590,14 @@ def _onnx_files(source: Path, onnx_path: Path, fp16_path: Path | None, rebuild: 
     from vidgan.modelfile import load_model
 
     generator, info = load_model(source)
-    images = sample_images(2, (_round_up(256, info.multiple),) * 2)
+    images = sample_images(2, (_round_up(256, info.multiple),) * 2, photos)
     reference = torch_reference(generator, images)
     written = [onnx_path]
     if rebuild or not onnx_path.exists():
         with _step("exporting ONNX", log):
             export_onnx(source, onnx_path)
         _checked(onnx_path, onnx_psnr(onnx_path, reference, images), ONNX_MIN_PSNR, log,
-                 f"{images_source()}, onnxruntime CPU vs PyTorch")
+                 f"{images_source(photos)}, onnxruntime CPU vs PyTorch")
     else:
         log(f"reusing {onnx_path}")
     if fp16_path is None:
@@ -602,7 +635,8 @@ def _checked(path: Path, value: float, needed: float, log: Callable[[str], None]
 
 
 def _engine(source: Path, info, onnx_path: Path, engine_path: Path, profile: Profile,
-            workspace_gib: float, opt_level: int, log: Callable[[str], None]) -> Path:
+            workspace_gib: float, opt_level: int, photos: Path | None,
+            log: Callable[[str], None]) -> Path:
     """Build, inspect and verify an engine; write it and then its sidecar, only if it passed."""
     import torch
 
@@ -633,7 +667,7 @@ def _engine(source: Path, info, onnx_path: Path, engine_path: Path, profile: Pro
     if not layers.get("fp16") and not layers.get("fp32"):
         log(f"warning: could not read layer precisions from TensorRT's inspector ({layers})")
     generator, _ = load_model(source)
-    sidecar["verification"] = verify_engine(backend, generator, profile)
+    sidecar["verification"] = verify_engine(backend, generator, profile, photos)
     _write_atomic(engine_path, plan)
     _write_atomic(sidecar_path(engine_path), json.dumps(sidecar, indent=2).encode() + b"\n")
     summary = ", ".join(f"{n} {kind}" for kind, n in Counter(layers).most_common())
@@ -663,9 +697,4 @@ def _partial(path: Path) -> Path:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, data)

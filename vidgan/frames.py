@@ -12,21 +12,36 @@ several-fold.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidgan.errors import VidganError
+
 SCALE = 127.5  # x / SCALE - 1 maps uint8 [0, 255] to [-1, 1] (modelfile.NORMALIZATION)
+# The generators' reflection padding needs sides of a few pixels after their two stride-2
+# downsamplings: smaller frames (a 3x2 image, a panorama at a low --height) are padded up to this.
+MIN_SIDE = 16
+
+
+def padding(h: int, w: int, multiple: int) -> tuple[int, int]:
+    """Rows and columns to add below and right: up to multiples of `multiple`, at least MIN_SIDE."""
+    def target(side: int) -> int:
+        return max(-(-side // multiple), -(-MIN_SIDE // multiple)) * multiple
+
+    return target(h) - h, target(w) - w
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad an NCHW batch on the bottom/right to multiples of `multiple`.
+    """Reflect-pad an NCHW batch on the bottom/right to multiples of `multiple` (see `padding`).
 
     Returns the padded batch and the original (H, W) for `crop`. Reflection needs the pad to be
     smaller than the side; beyond that (tiny frames, U-Net's multiple of 256) edges are replicated.
     """
     h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
+    ph, pw = padding(h, w, multiple)
     if ph == 0 and pw == 0:
         return x, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"
@@ -157,7 +172,7 @@ def _pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
     import cv2
 
     h, w = frames.shape[1:3]
-    ph, pw = -h % multiple, -w % multiple
+    ph, pw = padding(h, w, multiple)
     if ph == 0 and pw == 0:
         return frames
     mode = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
@@ -170,3 +185,60 @@ def _pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
 def _arrays(frames: torch.Tensor) -> list[np.ndarray]:
     """CPU NHWC uint8 frames as HWC numpy views (copied only if a frame's rows are strided)."""
     return [np.ascontiguousarray(f) for f in frames.numpy()]
+
+
+def check_memory(height: int, width: int, bytes_per_pixel: float, device: torch.device,
+                 batch: int = 1, what: str = "") -> None:
+    """VidganError, before anything is allocated, when a model call on `batch` frames of
+    height x width (the processing size) would not fit in the device's free memory.
+
+    bytes_per_pixel: the generator's activations per pixel (ModelInfo.bytes_per_pixel); the
+    frames themselves (uint8 in and out, float32 normalized) are added. The message names the
+    --height (or, for a batch, the --batch-size) that fits.
+    """
+    per_frame = height * width * (bytes_per_pixel + 3 * (1 + 4 + 1))
+    need = batch * per_frame
+    free = available_memory(device)
+    if free is None or need <= 0.8 * free:  # the rest: weights, the decoder, the encoder, Python
+        return
+    if batch > 1 and per_frame <= 0.8 * free:
+        advice = f"use --batch-size {int(0.8 * free // per_frame)}"
+    else:
+        fit = int(height * math.sqrt(0.8 * free / per_frame)) // 16 * 16
+        advice = f"use --height {fit}" if fit >= MIN_SIDE else "use a smaller input"
+    raise VidganError(f"{what or 'a frame'} at {width}x{height} px needs ~{need / 1e9:.1f} GB of "
+                      f"{device.type.upper()} memory and {free / 1e9:.1f} GB are free; {advice}")
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes the process can still allocate on `device`, or None when it can't be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    free = _meminfo_available()
+    limit = _cgroup_room()
+    known = [v for v in (free, limit) if v is not None]
+    return min(known) if known else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What a container's memory limit (cgroup v2) leaves; None when there is no limit."""
+    root = "/sys/fs/cgroup/"
+    try:
+        with open(root + "memory.max") as f:
+            limit = f.read().strip()
+        with open(root + "memory.current") as f:
+            current = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - current)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from torch import nn
 
 from vidgan import models
 from vidgan.errors import VidganError
+from vidgan.files import write_atomic
 
 FORMAT = "vidgan-model/1"
 NORMALIZATION = {"scale": 127.5, "offset": -1.0, "range": [-1.0, 1.0], "layout": "RGB"}
@@ -48,6 +48,13 @@ class ModelInfo:
     def build(self) -> nn.Module:
         return models.build(self.arch, **self.kwargs)
 
+    def bytes_per_pixel(self) -> float:
+        """Activation memory of the generator per input pixel (vidgan.frames.check_memory)."""
+        side = -(-64 // self.multiple) * self.multiple
+        with torch.device("meta"):
+            net = self.build()
+        return models.activation_bytes(net, side, side) / side**2
+
 
 def save_model(
     path: str | Path,
@@ -60,8 +67,8 @@ def save_model(
     direction: str = "photo->painting",
     dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write the generator and its description atomically (temporary name, then rename)."""
-    from safetensors.torch import save_file
+    """Write the generator and its description atomically (vidgan.files.write_atomic)."""
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,34 +82,103 @@ def save_model(
         "config": json.dumps(config or {}, default=str),
         "training": json.dumps(training or {}, default=str),
     }
-    tmp = path.with_name(path.name + ".partial")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, save(state, metadata=metadata))
 
 
 def read_info(path: str | Path) -> ModelInfo:
-    """Read a model file's description without loading its weights."""
+    """Read and check a model file's description without loading its weights.
+
+    Everything downstream trusts this description, so a file that is not what it says is a
+    VidganError here: metadata that is missing or not JSON, an architecture the registry does
+    not know or whose builder refuses the keywords, a multiple that is not the architecture's,
+    tensors whose names or shapes differ from the generator the architecture builds.
+    """
     from safetensors import safe_open
 
     path = _existing(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+            dtypes = {f.get_slice(k).get_dtype() for k in shapes}
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
-        raise VidganError(f"{path} is not a safetensors model file ({exc})") from None
+        raise VidganError(f"{path} is not a safetensors model file ({_first_line(exc)})") from None
     if meta.get("format") != FORMAT:
         raise VidganError(f"{path} is not a vidgan model file (no '{FORMAT}' metadata)")
-    arch = json.loads(meta["arch"])
-    return ModelInfo(
+    broken = f"{path} is a broken vidgan model file:"
+    arch = _json_field(meta, "arch", broken, required=True)
+    if not (isinstance(arch, dict) and isinstance(arch.get("name"), str)
+            and isinstance(arch.get("kwargs", {}), dict)):
+        raise VidganError(f'{broken} arch must be {{"name": ..., "kwargs": {{...}}}}, not {arch}')
+    info = ModelInfo(
         arch=arch["name"],
-        kwargs=arch["kwargs"],
-        multiple=int(meta["multiple"]),
+        kwargs=arch.get("kwargs", {}),
+        multiple=_multiple(meta.get("multiple"), broken),
         direction=meta.get("direction", "photo->painting"),
-        config=json.loads(meta.get("config", "{}")),
-        training=json.loads(meta.get("training", "{}")),
+        config=_json_field(meta, "config", broken) or {},
+        training=_json_field(meta, "training", broken) or {},
         path=path,
     )
+    if info.direction not in DIRECTIONS:
+        raise VidganError(f"{broken} direction {info.direction!r} is not one of {DIRECTIONS}")
+    _check_weights(info, shapes, dtypes, broken)
+    return info
+
+
+DIRECTIONS = ("photo->painting", "painting->photo")
+FLOAT_DTYPES = {"F32", "F16", "BF16"}
+
+
+def _json_field(meta: dict, key: str, broken: str, required: bool = False):
+    if key not in meta:
+        if required:
+            raise VidganError(f"{broken} its metadata has no {key!r}")
+        return None
+    try:
+        return json.loads(meta[key])
+    except ValueError:
+        raise VidganError(f"{broken} its {key!r} metadata is not JSON: {meta[key][:60]!r}") from None
+
+
+def _multiple(text: str | None, broken: str) -> int:
+    try:
+        multiple = int(text)
+    except (TypeError, ValueError):
+        raise VidganError(f"{broken} multiple must be a positive whole number, not {text!r}") from None
+    if multiple < 1:
+        raise VidganError(f"{broken} multiple must be a positive whole number, not {multiple}")
+    return multiple
+
+
+def _check_weights(info: ModelInfo, shapes: dict, dtypes: set, broken: str) -> None:
+    """The tensors must be exactly those of the generator the metadata describes (built on the
+    meta device: shapes without memory), in a floating-point type."""
+    if info.arch not in models.GENERATORS:
+        raise VidganError(f"{broken} unknown architecture {info.arch!r}; known: "
+                          f"{', '.join(models.GENERATORS)}")
+    try:
+        with torch.device("meta"):
+            net = models.build(info.arch, **info.kwargs)
+    except (TypeError, ValueError) as exc:
+        raise VidganError(f"{broken} the {info.arch} builder refuses {info.kwargs}: {exc}") from None
+    if info.multiple != net.multiple:
+        raise VidganError(f"{broken} multiple {info.multiple}, but {info.arch} needs {net.multiple}")
+    wanted = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    missing, extra = sorted(wanted.keys() - shapes.keys()), sorted(shapes.keys() - wanted.keys())
+    if missing or extra:
+        names = ", ".join([f"missing {k}" for k in missing[:2]] + [f"unexpected {k}" for k in extra[:2]])
+        raise VidganError(f"{broken} its tensors are not those of {info.arch} {info.kwargs} ({names})")
+    wrong = [k for k in wanted if wanted[k] != shapes[k]]
+    if wrong:
+        k = wrong[0]
+        raise VidganError(f"{broken} tensor {k} is {list(shapes[k])}, {info.arch} {info.kwargs} "
+                          f"has {list(wanted[k])} ({len(wrong)} tensor(s) differ)")
+    if not dtypes <= FLOAT_DTYPES:
+        raise VidganError(f"{broken} its weights are {'/'.join(sorted(dtypes))}, not floating point")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
@@ -111,7 +187,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
 
     info = read_info(resolve(path))
     generator = info.build()
-    state = load_file(str(info.path))
+    try:
+        state = load_file(str(info.path))
+    except Exception as exc:  # noqa: BLE001 - a file cut short after its header, for one
+        raise VidganError(f"{info.path} is a broken vidgan model file: its weights cannot be "
+                          f"read ({_first_line(exc)})") from None
     generator.load_state_dict({k: v.float() for k, v in state.items()})
     return generator.to(device).eval(), info
 

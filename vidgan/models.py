@@ -283,3 +283,27 @@ def gflops(model: nn.Module, height: int = 256, width: int = 256) -> float:
     with counter, torch.no_grad():
         meta(torch.zeros(1, 3, height, width, device="meta"))
     return counter.get_total_flops() / 1e9
+
+
+def activation_bytes(model: nn.Module, height: int, width: int) -> int:
+    """Bytes of float32 activations a forward pass of one frame holds at its peak, roughly.
+
+    The largest input + output of any one layer, counted on a meta-device copy like `gflops`:
+    in inference each layer's input is freed once its output exists, so this pair is what must
+    fit at once. Linear in the number of pixels: `vidgan.frames.check_memory` scales it.
+    """
+    import copy
+
+    meta = copy.deepcopy(model).to("meta").eval()
+    peak = 0
+
+    def record(module, inputs, output):
+        nonlocal peak
+        peak = max(peak, sum(t.numel() for t in inputs if isinstance(t, torch.Tensor)) + output.numel())
+
+    hooks = [m.register_forward_hook(record) for m in meta.modules() if not list(m.children())]
+    with torch.no_grad():
+        meta(torch.zeros(1, 3, height, width, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    return 4 * peak

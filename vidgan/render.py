@@ -8,6 +8,7 @@ stages and deletes the temporary file.
 
 from __future__ import annotations
 
+import math
 import queue
 import sys
 import threading
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from vidgan import frames, video
-from vidgan.errors import VidganError
+from vidgan.errors import Interrupted, VidganError
 
 _END = object()  # sentinel closing a queue
 
@@ -31,7 +32,7 @@ class RenderResult:
     seconds: float
     backend: str
     model: str  # the model file's name
-    corrupt: int  # packets skipped because they could not be decoded
+    lost: int  # frames of the input that could not be decoded (VideoReader.lost)
 
     @property
     def fps(self) -> float:
@@ -57,7 +58,7 @@ def render_video(
     side_by_side: bool = False,
     overwrite: bool = False,
     stabilize: bool = False,
-    stabilize_strength: float = 0.7,
+    stabilize_strength: float | None = None,
     progress: bool = True,
 ) -> RenderResult:
     """Stylize every frame of `input` into `output`, keeping timestamps and audio.
@@ -66,34 +67,49 @@ def render_video(
     model, device and precision go to load_backend.
     height: the processing height (None: the video's own); output_height: the output's height
     (None: the input's size). start/duration: seconds. side_by_side: before | after, twice as
-    wide. stabilize: reduce flicker with vidgan.temporal.Stabilizer(stabilize_strength).
+    wide. stabilize: reduce flicker with vidgan.temporal.Stabilizer(stabilize_strength, default
+    0.7; giving a strength without `stabilize` is an error, not silently ignored).
+    Frames of the input that cannot be decoded are counted and reported (RenderResult.lost).
     """
+    from vidgan.temporal import stabilize_strength_option
+
     src, dst = Path(input), Path(output)
     check_paths(src, dst, overwrite)
-    info = video.probe(src)
-    start, duration = _span(info, start, duration)
+    strength = stabilize_strength_option(stabilize, stabilize_strength)
     if batch_size < 1:
         raise VidganError(f"--batch-size must be at least 1, not {batch_size}")
+    video.encoder_name(codec)
+    video.check_quality(crf, preset)
+    info = video.probe(src)
+    start, duration = _span(info, start, duration)
     reader = video.VideoReader(info, start, duration)
     out_h, out_w = frames.processing_size(info.height, info.width, output_height)
-    total = _expected_frames(info, start, duration)
-    with video.VideoWriter(
-        dst, out_w * (2 if side_by_side else 1), out_h, info.rate, info.time_base, codec, crf,
-        preset, audio_from=src if info.has_audio else None,
-        audio_start=reader.begin if start else None,
-        audio_end=reader.end or info.end,  # audio past the last frame is dropped
-    ) as writer:
-        shape = (batch_size, *frames.processing_size(info.height, info.width, height))
-        be = _backend(backend, model, device, precision, shape)
-        stylize = _FrameStylizer(be, height, (out_h, out_w), side_by_side,
-                                 stabilize_strength if stabilize else None)
-        began = time.perf_counter()
-        with FrameProgress("render", total, enabled=progress) as bar:
-            _run(reader, stylize, writer, batch_size, bar)
+    writer = None
+    try:
+        with video.VideoWriter(
+            dst, out_w * (2 if side_by_side else 1), out_h, info.rate, info.time_base, codec, crf,
+            preset, audio_from=src if info.has_audio else None,
+            audio_start=reader.begin if start else None,
+            audio_end=reader.end or info.end,  # audio past the last frame is dropped
+        ) as writer:
+            shape = (batch_size, *frames.processing_size(info.height, info.width, height))
+            be = _backend(backend, model, device, precision, shape)
+            _check_memory(info, height, batch_size, model, backend, be)
+            stylize = _FrameStylizer(be, height, (out_h, out_w), side_by_side,
+                                     strength if stabilize else None)
+            began = time.perf_counter()
+            with FrameProgress("render", reader.expected, enabled=progress) as bar:
+                _run(reader, stylize, writer, batch_size, bar)
+    except KeyboardInterrupt:
+        done = f" after {writer.count} of {reader.expected or '?'} frames" if writer else ""
+        raise Interrupted(f"interrupted{done}: {dst} was not written (it appears only when "
+                          "complete)") from None
     result = RenderResult(dst, writer.count, time.perf_counter() - began, be.name, be.model_name,
-                          reader.corrupt)
-    if reader.corrupt:
-        video.warn(f"skipped {reader.corrupt} corrupt packet(s) that could not be decoded")
+                          reader.lost)
+    if reader.lost:
+        of = f" of {reader.expected}" if reader.expected else ""
+        video.warn(f"{reader.lost}{of} frames of {src.name} could not be decoded (the file is "
+                   f"damaged or cut short); {dst.name} holds the {writer.count} that could")
     if progress:
         print(f"rendered {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps, "
               f"{result.backend}, {result.model}) -> {dst}")
@@ -114,8 +130,25 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         raise VidganError(f"the output folder {dst.parent} does not exist")
 
 
+def _check_memory(info: video.VideoInfo, height: int | None, batch_size: int, model, backend,
+                  be) -> None:
+    """Refuse a processing size that cannot fit, before the first frame is decoded. With a
+    Backend object and no `model`, the architecture is unknown and this is skipped."""
+    from vidgan import modelfile
+
+    if not isinstance(backend, str) and model is None:
+        return
+    per_pixel = modelfile.read_info(modelfile.resolve(model)).bytes_per_pixel()
+    h, w = frames.processing_size(info.height, info.width, height)
+    frames.check_memory(h, w, per_pixel, be.device, batch_size,
+                        what=f"a batch of {batch_size} frame(s)" if batch_size > 1 else "a frame")
+
+
 def _span(info: video.VideoInfo, start: float | None, duration: float | None):
     start = start or 0.0
+    for name, value in (("--start", start), ("--duration", duration)):
+        if value is not None and not math.isfinite(value):
+            raise VidganError(f"{name} must be a number of seconds, not {value}")
     if start < 0:
         raise VidganError(f"--start must be 0 or more seconds, not {start}")
     if info.duration is not None and start >= info.duration:
@@ -123,13 +156,6 @@ def _span(info: video.VideoInfo, start: float | None, duration: float | None):
     if duration is not None and duration <= 0:
         raise VidganError(f"--duration must be more than 0 seconds, not {duration}")
     return start, duration
-
-
-def _expected_frames(info: video.VideoInfo, start: float, duration: float | None) -> int | None:
-    if info.duration is None:
-        return None
-    seconds = info.duration - start if duration is None else min(duration, info.duration - start)
-    return max(1, round(seconds * info.rate)) if (start or duration) else info.frames
 
 
 def _backend(backend, model, device, precision, shape: tuple[int, int, int]):

@@ -39,6 +39,7 @@ def environment() -> list[tuple[str, str]]:
         ("opencv", _opencv()),
         ("mss", _version("mss")),
         ("pyvirtualcam", _version("pyvirtualcam", "optional: pip install 'vidgan[virtualcam]'")),
+        ("cache", _cache()),
     ]
     return rows + _default_models()
 
@@ -60,6 +61,15 @@ def _default_models() -> list[tuple[str, str]]:
         quality = next(q for q in modelfile.QUALITIES if modelfile.bundled_model(q) == path)
         rows.append((label, f"{path.name} (--quality {quality}) on the {device.type.upper()}"))
     return rows
+
+
+def _cache() -> str:
+    """Where vidgan keeps what it builds by itself: ONNX exports and TensorRT engines."""
+    from vidgan.backends import CACHE_ENV, cache_dir
+    from vidgan.backends.trt_backend import engines_dir
+
+    return (f"{cache_dir()} (${CACHE_ENV} moves it); ONNX exports and TensorRT engines in "
+            f"{engines_dir()}")
 
 
 def _torch_rows() -> list[tuple[str, str]]:
@@ -135,7 +145,11 @@ def _pyav_rows() -> list[tuple[str, str]]:
         import av
     except ImportError:
         return [("PyAV", "not installed: pip install av")]
+    from vidgan.video import nvenc_available
+
     encoders = [name for name in PROBED_ENCODERS if _has_encoder(av, name)]
+    if not nvenc_available():  # FFmpeg lists them anyway; they fail without NVIDIA's driver
+        encoders = [e for e in encoders if "nvenc" not in e] + ["no NVENC (no NVIDIA GPU)"]
     libavcodec = av.library_versions["libavcodec"]
     return [
         (

@@ -25,6 +25,22 @@ from vidgan.errors import VidganError
 PRESETS = ("ultrafast", "fast", "medium")
 
 
+DEFAULT_STRENGTH = 0.7
+
+
+def stabilize_strength_option(stabilize: bool, strength: float | None) -> float:
+    """The strength for --stabilize-strength as given (None: not given): DEFAULT_STRENGTH when
+    not given; a VidganError when given without --stabilize, where it would do nothing."""
+    if strength is None:
+        return DEFAULT_STRENGTH
+    if not stabilize:
+        raise VidganError("--stabilize-strength applies with --stabilize; add --stabilize or "
+                          "drop the strength")
+    if not 0.0 <= strength <= 1.0:  # NaN too
+        raise VidganError(f"--stabilize-strength must be between 0 and 1, not {strength}")
+    return strength
+
+
 class Stabilizer:
     """Stateful per-frame stabilizer: `stab(frame, stylized) -> stylized`, called in frame order.
 
@@ -47,7 +63,7 @@ class Stabilizer:
         unreliable: catches flow errors that pass the forward-backward check.
     """
 
-    def __init__(self, strength: float = 0.7, device: torch.device | str | None = None, *,
+    def __init__(self, strength: float = DEFAULT_STRENGTH, device: torch.device | str | None = None, *,
                  flow_height: int = 180, preset: str = "medium", cut_threshold: float = 0.12,
                  min_reliable: float = 0.4, photo_threshold: float = 0.12):
         if not 0.0 <= strength <= 1.0:

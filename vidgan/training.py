@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import math
 import os
-import pickle
+import re
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +24,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vidgan import data, modelfile, models
-from vidgan.errors import VidganError
+from vidgan import data, modelfile, models, recipes
+from vidgan.errors import Interrupted, VidganError
+from vidgan.files import write_atomic
 
 
 @dataclass
@@ -59,26 +63,67 @@ class TrainConfig:
     warm_start: list[str] = field(default_factory=list)  # [G model file, F model file]
 
     def __post_init__(self):
+        recipes.check_types(self)  # a recipe's `crop = "big"` is an error here, not a traceback
         if self.load_size is None:
             self.load_size = round(self.crop * 286 / 256)
+        _check_ranges(self)
         # A recipe's decay can outlast a short run given --epochs: then the whole run decays.
-        self.decay_epochs = max(0, min(self.decay_epochs, self.epochs))
+        self.decay_epochs = min(self.decay_epochs, self.epochs)
         if self.gan_loss not in ("lsgan", "bce"):
             raise VidganError(f"gan_loss must be 'lsgan' or 'bce', not {self.gan_loss!r}")
         if self.generator not in models.GENERATORS:
             raise VidganError(
                 f"unknown generator {self.generator!r}; known: {', '.join(models.GENERATORS)}"
             )
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise VidganError(f"--device must be cpu, cuda, cuda:N or auto, not {self.device!r}")
-        # Below 32 px the PatchGAN's last layers have no pixels left to normalize.
-        if self.crop < 32 or self.batch_size < 1 or self.epochs < 1:
-            raise VidganError("--crop must be at least 32, --batch-size and --epochs at least 1")
+        if len(self.warm_start) not in (0, 2):
+            raise VidganError("warm_start takes two model files: G (photo->painting), then F")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise VidganError(f"--out {self.out} is a file; give a folder for the run")
         multiple = _generator_on_meta(self.generator, self.generator_kwargs).multiple
         if self.crop % multiple:
             raise VidganError(
                 f"--crop must be a multiple of {multiple} for the {self.generator} generator"
             )
+        try:
+            with torch.device("meta"):
+                models.build("patchgan", **self.discriminator_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise VidganError(f"discriminator_kwargs {self.discriminator_kwargs} do not fit the "
+                              f"patchgan discriminator: {exc}") from None
+
+
+# The smallest value of each numeric field; below 32 px the PatchGAN's last layers have no
+# pixels left to normalize.
+AT_LEAST = {
+    "crop": 32, "batch_size": 1, "epochs": 1, "decay_epochs": 0, "max_steps": 1,
+    "pool_size": 0, "checkpoint_every": 1, "keep_checkpoints": 1, "log_every": 1,
+    "sample_size": 32, "workers": 0, "seed": 0, "lambda_cycle": 0.0, "lambda_identity": 0.0,
+    "lambda_tv": 0.0,
+}
+FLAGS = {"epochs", "decay_epochs", "max_steps", "crop", "batch_size", "lr", "checkpoint_every",
+         "workers", "seed"}  # fields that `vidgan train` also takes as --flags
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    """Every numeric field within its range (NaN and infinity are out of every range)."""
+    for name, low in {**AT_LEAST, "load_size": cfg.crop}.items():
+        value = getattr(cfg, name)
+        if value is not None and not low <= value < math.inf:
+            why = " (--crop)" if name == "load_size" else ""
+            raise VidganError(f"{_label(name)} must be at least {low}{why}, not {value}")
+    if not 0 < cfg.lr < math.inf:
+        raise VidganError(f"--lr must be a positive number, not {cfg.lr}")
+    for name in ("beta1", "beta2"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise VidganError(f"{name} must be in [0, 1), not {getattr(cfg, name)}")
+    if cfg.seed >= 2**32:
+        raise VidganError(f"--seed must be below 2**32, not {cfg.seed}")
+
+
+def _label(name: str) -> str:
+    return "--" + name.replace("_", "-") if name in FLAGS else name
 
 
 def _generator_on_meta(name: str, kwargs: dict) -> nn.Module:
@@ -307,14 +352,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from vidgan.trainlog import TrainLog, duration
 
     out = Path(cfg.out)
-    ckpt = latest_checkpoint(out)
+    if not resume and checkpoints(out):
+        raise VidganError(
+            f"{out} already holds checkpoints; continue with --resume or choose another --out"
+        )
+    ckpt = latest_checkpoint(out) if resume else None
     if resume and ckpt is None:
         raise VidganError(
             f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume"
-        )
-    if not resume and ckpt is not None:
-        raise VidganError(
-            f"{out} already holds checkpoints; continue with --resume or choose another --out"
         )
     rank, world, device = setup(cfg)
     photos, paintings, val = _datasets(cfg)
@@ -329,14 +374,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     gan = CycleGAN(cfg, device, world)
     state = {"epoch": 0, "batch": 0, "step": 0, "seconds": 0.0}
     if ckpt is not None:
-        state = _load_checkpoint(ckpt, gan)
+        try:
+            state = _load_checkpoint(ckpt, gan)
+        except (RuntimeError, KeyError, ValueError, EOFError) as exc:  # damaged past its index
+            raise VidganError(f"checkpoint {ckpt} cannot be loaded ({_first_line(exc)}); "
+                              "remove it to resume from the one before") from None
     elif cfg.warm_start:
         gan.warm_start(*cfg.warm_start)
     if rank > 0:  # its own dropout masks (U-Net), not rank 0's
         torch.manual_seed(cfg.seed + 1000 * rank + state["step"])
 
     total = cfg.epochs * batches
-    if cfg.max_steps:
+    if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     log = TrainLog(out, cfg, val, enabled=rank == 0, start_step=state["step"], total_steps=total)
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
@@ -376,11 +425,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             dist.destroy_process_group()
     model_path = out / "model.safetensors"
     if stop:
-        log.say(
+        raise Interrupted(
             f"interrupted at step {state['step']}: checkpoint saved in {out / 'checkpoints'}; "
             "continue with --resume"
         )
-        raise KeyboardInterrupt
     log.say(f"done: {state['step']} steps in {duration(state['seconds'])}; model file {model_path}")
     return model_path
 
@@ -464,13 +512,14 @@ def _ignore_sigint(_worker_id: int) -> None:
 
 
 class StopFlag:
-    """Set by Ctrl-C or SIGTERM: the step in flight finishes, a checkpoint is written.
+    """Set by Ctrl-C, SIGTERM or SIGHUP: the step in flight finishes, a checkpoint is written.
 
     A second Ctrl-C stops at once. Signals within a second of the first count as the same one:
     under torchrun, workers get the terminal's SIGINT and then the agent's copy of it.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, name))
 
     def __init__(self):
         self.set_at: float | None = None
@@ -502,35 +551,84 @@ class StopFlag:
 # --- checkpoints and model files ----------------------------------------------------------
 
 
+def checkpoints(out: str | Path) -> list[Path]:
+    """The checkpoint files of a run folder, oldest first (readable or not)."""
+    return sorted((Path(out) / "checkpoints").glob("step-*.pt"))
+
+
+CHECKPOINT_KEYS = {"config", "state", "rng", "G", "F", "D_Y", "D_X", "opt_g", "opt_d"}
+
+
 def latest_checkpoint(out: str | Path) -> Path | None:
-    found = sorted((Path(out) / "checkpoints").glob("step-*.pt"))
-    return found[-1] if found else None
+    """The newest checkpoint of `out` that can be read; None when the run has none.
+
+    A damaged one (cut short by a crash or a full disk, empty, garbage) is passed over with a
+    warning for the one before it; when none can be read, a VidganError says so.
+    """
+    found = checkpoints(out)
+    for path in reversed(found):
+        problem = _checkpoint_problem(path)
+        if problem is None:
+            return path
+        # warnings.warn, not a print: `train --resume` looks twice (config, then weights), and
+        # Python shows the same warning from the same line once
+        warnings.warn(f"checkpoint {path} cannot be read ({problem}); trying the one before",
+                      stacklevel=1)
+    if found:
+        raise VidganError(f"none of the {len(found)} checkpoint(s) in {found[0].parent} can be "
+                          "read; start a new run (another --out, without --resume)")
+    return None
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why `path` is not a readable vidgan checkpoint, or None. Memory-mapped: the index at the
+    end of the file is read (a file cut short has none), the tensors are not."""
+    if path.stat().st_size == 0:
+        return "empty file"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for damaged files
+        return _first_line(exc)
+    missing = CHECKPOINT_KEYS - set(ckpt) if isinstance(ckpt, dict) else CHECKPOINT_KEYS
+    return f"no {', '.join(sorted(missing))}" if missing else None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def resumed_config(out: str | Path, overrides: dict) -> TrainConfig:
-    """The config stored in the newest checkpoint of `out`, updated by flags given now."""
+    """The config stored in the newest readable checkpoint of `out`, updated by flags given now."""
     ckpt = latest_checkpoint(out)
     if ckpt is None:
         raise VidganError(
             f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume"
         )
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["config"]
     saved.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**saved)
 
 
 def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> Path:
-    """Everything needed to resume exactly, written atomically; keeps the newest k."""
+    """Everything needed to resume exactly, written whole or not at all; keeps the newest k.
+
+    Serialized in memory and written by vidgan.files.write_atomic: torch.save straight to a file
+    reports a full disk as an "unexpected pos" RuntimeError and leaves the partial file behind.
+    """
     folder = out / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{state['step']:09d}.pt"
-    tmp = path.with_suffix(".partial")
+    buffer = io.BytesIO()
     torch.save(
         {"config": config_dict(cfg), "state": dict(state), "rng": rng_state(), **gan.state_dict()},
-        tmp,
+        buffer,
     )
-    os.replace(tmp, path)
-    for old in sorted(folder.glob("step-*.pt"))[: -cfg.keep_checkpoints]:
+    write_atomic(path, buffer.getbuffer())
+    # Checkpoints past this step are ones a resume passed over as unreadable: left, they would
+    # outrank this run's own in the pruning below and in the next resume.
+    found = checkpoints(out)
+    stale = [p for p in found if p.name > path.name]
+    for old in stale + [p for p in found if p not in stale][: -cfg.keep_checkpoints]:
         old.unlink()
     return path
 
@@ -579,11 +677,11 @@ def export_checkpoint(ckpt: str | Path, out: str | Path | None = None) -> Path:
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise VidganError(f"checkpoint {ckpt} does not exist")
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        config = saved["config"]
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError) as exc:
-        raise VidganError(f"{ckpt} is not a vidgan training checkpoint ({exc})") from None
+    problem = _checkpoint_problem(ckpt)
+    if problem is not None:
+        raise VidganError(f"{ckpt} is not a vidgan training checkpoint ({problem})")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    config = saved["config"]
     cfg = TrainConfig(**config)
     gens = Generators(cfg)
     gens.G.load_state_dict(saved["G"])

@@ -7,6 +7,7 @@ time_base and travel with each frame, so odd and variable frame rates survive de
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -21,15 +22,18 @@ import cv2
 import numpy as np
 
 from vidgan.errors import VidganError
+from vidgan.files import partial_path, sync, write_error
 
 # what users type -> the PyAV encoder; crf/preset mean the same to x264 and x265
 ENCODERS = {
     "h264": "libx264", "libx264": "libx264", "hevc": "libx265", "h265": "libx265",
     "libx265": "libx265", "h264_nvenc": "h264_nvenc", "hevc_nvenc": "hevc_nvenc",
 }
-# x264 preset names -> NVENC's p1 (fastest) .. p7 (best)
+# x264 preset names (x265 has the same) -> NVENC's p1 (fastest) .. p7 (best)
 NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p4", "fast": "p4",
-                 "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7"}
+                 "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7", "placebo": "p7"}
+CRF_RANGE = (0, 51)  # x264's and x265's --crf, NVENC's cq
+MAX_SIDE = 16384  # libx264's largest width or height (x265's and NVENC's are smaller still)
 
 
 def warn(message: str) -> None:
@@ -51,6 +55,7 @@ class VideoInfo:
     end: float | None  # seconds, where the video stream ends when it says so
     frames: int | None
     has_audio: bool
+    frames_exact: bool = False  # `frames` is the container's own count, not duration x rate
 
 
 class Frame(NamedTuple):
@@ -88,14 +93,31 @@ def probe(path: str | Path) -> VideoInfo:
         rotation = round(first.rotation / 90) % 4 * 90
         w, h = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
         return VideoInfo(path, w, h, rotation, rate, tb, start, duration, end, frames,
-                         has_audio=bool(container.streams.audio))
+                         has_audio=bool(container.streams.audio), frames_exact=stream.frames > 0)
 
 
 def _first_frame(container, stream):
-    try:
-        return next(container.decode(stream), None)
-    except av.FFmpegError:
-        return None
+    """The first frame that decodes: a damaged first keyframe is no reason to refuse a file
+    whose later keyframes decode (VideoReader starts at the first one that does)."""
+    for packet in _packets(container, stream):
+        try:
+            for frame in packet.decode():
+                return frame
+        except av.FFmpegError:
+            continue
+    return None
+
+
+def _packets(container, stream):
+    """The stream's packets until the end, or until the demuxer can read no further (damaged
+    data it cannot resynchronize after ends the readable part; the frames lost are counted)."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except (StopIteration, av.FFmpegError):
+            return
+        yield packet
 
 
 def _container_seconds(container) -> float | None:
@@ -111,7 +133,10 @@ class VideoReader:
 
     start/duration (seconds, relative to the first frame) select a span; with a start, the
     timestamps are shifted so that the span begins at 0 (`shift`, in time_base units).
-    Packets FFmpeg cannot decode are skipped and counted in `corrupt`.
+
+    Frames that cannot be decoded are skipped and counted in `lost` (see there). Timestamps
+    that go backwards (a broken mux, two clips joined) are moved to one frame after the frame
+    before, and the frames after them keep their own spacing from there.
     """
 
     def __init__(self, info: VideoInfo, start: float = 0.0, duration: float | None = None):
@@ -119,19 +144,54 @@ class VideoReader:
         self.begin = info.start_time + start  # absolute seconds
         self.end = self.begin + duration if duration is not None else None
         self.shift = round(self.begin / info.time_base) if start > 0 else 0
-        self.corrupt = 0
+        self.expected = expected_frames(info, start, duration)
+        self.corrupt = 0  # packets the decoder refused
+        self.decoded = 0
+        self.finished = False  # read to the end of the stream or span
+        self._step = max(1, round(1 / (info.rate * info.time_base)))  # one frame, in time_base
+        self._offset = 0  # added to timestamps after one went backwards
+        self._last: int | None = None
+
+    @property
+    def lost(self) -> int:
+        """Frames lost so far: packets the decoder refused; once the stream is read to its end,
+        also the frames the container promised (`expected`) that never came (a file cut short,
+        a damaged stretch). A count that is only duration x rate is trusted to 2 frames or 2%."""
+        missing = 0
+        if self.finished and self.expected is not None:
+            exact = self.info.frames_exact and self.end is None and not self.shift
+            slack = 0 if exact else max(2, round(0.02 * self.expected))
+            missing = self.expected - self.decoded if self.expected - self.decoded > slack else 0
+        return max(self.corrupt, missing)
 
     def __iter__(self) -> Iterator[Frame]:
         """Frames with duration = the gap to the next frame, so the last one ends where the
-        stream (or the span) ends: packet durations are unreliable after B-frame reordering."""
+        stream (or the span) ends: packet durations are unreliable after B-frame reordering.
+        A last frame is never stretched over missing time: when the stream ends more than two
+        frames after it (a file cut short), it lasts as long as the frame before."""
         held, gap = None, None
         for image, pts in self._decoded():
+            pts = self._steady(pts)
+            self.decoded += 1
             if held is not None:
                 gap = _gap(held[1], pts)
                 yield Frame(held[0], held[1], gap)
             held = image, pts
-        if held is not None:  # lasts to the stream's end, or as long as the frame before
-            yield Frame(held[0], held[1], _gap(held[1], self._end_pts()) or gap)
+        self.finished = True
+        if held is not None:
+            typical = gap or self._step
+            to_end = _gap(held[1], self._end_pts())
+            yield Frame(held[0], held[1], to_end if to_end and to_end <= 2 * typical else typical)
+
+    def _steady(self, pts: int | None) -> int | None:
+        if pts is None:
+            return None
+        pts += self._offset
+        if self._last is not None and pts <= self._last:
+            self._offset += self._last + self._step - pts
+            pts = self._last + self._step
+        self._last = pts
+        return pts
 
     def _decoded(self) -> Iterator[tuple[np.ndarray, int | None]]:
         eps = 1e-6
@@ -141,10 +201,10 @@ class VideoReader:
             stream.thread_type = "AUTO"
             if self.shift:
                 container.seek(self.shift, stream=stream)  # to the keyframe before
-            for packet in container.demux(stream):
+            for packet in _packets(container, stream):
                 try:
                     decoded = packet.decode()
-                except av.InvalidDataError:
+                except av.FFmpegError:  # damaged data; the decoder resumes at a keyframe
                     self.corrupt += 1
                     continue
                 for frame in decoded:
@@ -163,6 +223,16 @@ class VideoReader:
         return round(min(ends) / self.info.time_base) - self.shift if ends else None
 
 
+def expected_frames(info: VideoInfo, start: float = 0.0, duration: float | None = None) -> int | None:
+    """How many frames the stream (or the span from `start`, `duration` long) should hold."""
+    if not (start or duration):
+        return info.frames
+    if info.duration is None:
+        return None
+    seconds = info.duration - start if duration is None else min(duration, info.duration - start)
+    return max(1, round(seconds * info.rate))
+
+
 def _gap(pts: int | None, next_pts: int | None) -> int | None:
     if pts is None or next_pts is None or next_pts <= pts:
         return None
@@ -170,18 +240,48 @@ def _gap(pts: int | None, next_pts: int | None) -> int | None:
 
 
 def encoder_name(codec: str) -> str:
-    """The PyAV encoder behind a --codec value; VidganError when unknown or not built in."""
+    """The PyAV encoder behind a --codec value; VidganError when unknown or not usable here
+    (NVENC needs an NVIDIA GPU and its driver, whatever FFmpeg was built with)."""
     name = ENCODERS.get(codec)
+    if name is not None and "nvenc" in name and name in av.codecs_available and not nvenc_available():
+        raise VidganError(f"--codec {codec} encodes on an NVIDIA GPU, and this machine has none "
+                          "(or lacks its driver's libnvidia-encode); use h264 or hevc")
     if name is None or name not in av.codecs_available:
-        choices = ", ".join(c for c in ("h264", "hevc", "h264_nvenc", "hevc_nvenc")
-                            if ENCODERS[c] in av.codecs_available)
-        raise VidganError(f"unknown or unavailable codec {codec!r}; choose one of: {choices}")
+        raise VidganError(f"unknown or unavailable codec {codec!r}; choose one of: "
+                          f"{', '.join(usable_codecs())}")
     return name
 
 
-def partial_path(path: Path) -> Path:
-    """Where `path` is written until complete; keeps the extension, which names the format."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+def usable_codecs() -> list[str]:
+    """The --codec values that work on this machine."""
+    return [c for c in ("h264", "hevc", "h264_nvenc", "hevc_nvenc")
+            if ENCODERS[c] in av.codecs_available and ("nvenc" not in c or nvenc_available())]
+
+
+@functools.cache
+def nvenc_available() -> bool:
+    """Whether NVENC can run: NVIDIA's encoder library loads, and (on Linux) the driver lists
+    a GPU. PyAV's FFmpeg lists the NVENC encoders on any machine."""
+    import ctypes
+
+    library = "nvEncodeAPI64.dll" if sys.platform == "win32" else "libnvidia-encode.so.1"
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return not sys.platform.startswith("linux") or (gpus.is_dir() and any(gpus.iterdir()))
+
+
+def check_quality(crf: int, preset: str) -> None:
+    """--crf and --preset, checked before any encoder starts (x264 would clamp a crf of 999
+    to 51 and print its own two lines for an unknown preset)."""
+    lo, hi = CRF_RANGE
+    if not lo <= crf <= hi:
+        raise VidganError(f"--crf must be {lo}..{hi} (lower is better and bigger; 18 is visually "
+                          f"lossless), not {crf}")
+    if preset not in NVENC_PRESETS:
+        raise VidganError(f"unknown --preset {preset!r}; choose one of: {', '.join(NVENC_PRESETS)}")
 
 
 class VideoWriter:
@@ -218,6 +318,10 @@ class VideoWriter:
         self._held = None
         self.audio = None
         encoder = encoder_name(codec)
+        check_quality(crf, preset)
+        if max(self.width, self.height) > MAX_SIDE:
+            raise VidganError(f"a {self.width}x{self.height} video is larger than the encoders "
+                              f"take ({MAX_SIDE} px a side); use a smaller --output-height")
         self.container = _open_output(self.tmp, self.path)
         try:
             self.stream = _video_stream(self.container, self.path, encoder, self.width,
@@ -234,7 +338,8 @@ class VideoWriter:
         if pts is None:
             pts = round(self.count * self._frame_ticks)
         if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # encoders refuse repeated timestamps, which broken files have
+            # encoders refuse repeated timestamps, which broken files have: one frame later
+            pts = self._last_pts + max(1, round(self._frame_ticks))
         self._last_pts = pts
         if self._first_pts is None:
             self._first_pts = pts
@@ -247,10 +352,13 @@ class VideoWriter:
         duration = duration or max(1, round(self._frame_ticks))
         self._durations[pts] = duration
         self._end = max(self._end, pts + duration)
-        self._mux(self.stream.encode(vf))
-        self.count += 1
-        if self.audio is not None:
-            self.audio.mux_until(float(pts * self.time_base))
+        try:
+            self._mux(self.stream.encode(vf))
+            self.count += 1
+            if self.audio is not None:
+                self.audio.mux_until(float(pts * self.time_base))
+        except OSError as exc:  # av.error.OSError too: a full disk while muxing
+            raise write_error(exc, self.path) from None
 
     def close(self) -> Path:
         """Flush the encoder, finish the audio, mux the trailer, then rename to `path`."""
@@ -265,7 +373,11 @@ class VideoWriter:
                 self.audio.finish()
             self.container.close()
             self.container = None
+            sync(self.tmp)  # a full disk can show only now, on filesystems that write late
             os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise write_error(exc, self.path) from None
         except BaseException:
             self.abort()
             raise

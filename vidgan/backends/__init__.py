@@ -140,6 +140,19 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
+CACHE_ENV = "VIDGAN_CACHE"
+
+
+def cache_dir() -> Path:
+    """The per-user folder for what vidgan builds on its own (ONNX exports, TensorRT engines):
+    $VIDGAN_CACHE, else $XDG_CACHE_HOME/vidgan, else ~/.cache/vidgan. Never the checkout or the
+    model's folder: rendering a video writes nothing beside the user's files."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "vidgan"
+
+
 def cpu_cores() -> int:
     """Cores this process may run on (the container's share, not the host's count)."""
     try:

@@ -1,8 +1,9 @@
 """ONNX Runtime inference: the CPU provider, or CUDA when onnxruntime-gpu is installed.
 
 The ONNX file is exported from the model file on first use (vidgan.export) and cached as
-<model-stem>-<hash>.onnx (.fp16.onnx for fp16), keyed by the model file's content hash: in
-engines/ (where `vidgan export` writes too), else next to the model file. Inputs and outputs are
+<model-stem>-<hash>.onnx (.fp16.onnx for fp16), keyed by the model file's content hash, in the
+engines folder of the per-user cache (where `vidgan export` writes too; `vidgan info` says
+where): never beside the model or in the checkout. Inputs and outputs are
 bound to torch tensors by pointer (IO binding), so no frame is copied on either device.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from vidgan import modelfile
-from vidgan.backends import cpu_cores
+from vidgan.backends import CACHE_ENV, cpu_cores
 from vidgan.backends.trt_backend import engines_dir
 from vidgan.errors import VidganError
 
@@ -182,23 +183,15 @@ def cached_onnx(model_path: str | Path, precision: str = "fp32") -> Path:
     source = Path(model_path)
     base = f"{source.stem}-{modelfile.file_hash(source)}"
     name = f"{base}.fp16.onnx" if precision == "fp16" else f"{base}.onnx"
-    folders = cache_folders(source)
-    for folder in folders:
-        if (folder / name).is_file():
-            return folder / name
-    folder = next((f for f in folders if writable(f)), None)
-    if folder is None:
-        raise VidganError(f"no writable folder for the ONNX export of {source.name}; tried "
-                          f"{', '.join(map(str, folders))}")
+    folder = engines_dir()
+    if (folder / name).is_file():
+        return folder / name
+    if not writable(folder):
+        raise VidganError(f"cannot write the ONNX export of {source.name} to the cache folder "
+                          f"{folder}; set {CACHE_ENV} to a writable folder")
     if precision != "fp16":
         return export.export_onnx(source, folder / name)
     return export.convert_fp16(cached_onnx(source, "fp32"), folder / name)
-
-
-def cache_folders(source: Path) -> list[Path]:
-    """Where ONNX exports are looked for and written, in order: engines/, the model's folder."""
-    folders = [engines_dir(), source.resolve().parent]
-    return folders if folders[0] != folders[1] else folders[:1]
 
 
 def writable(folder: Path) -> bool:

@@ -33,13 +33,12 @@ ALIGNMENT = 256  # bytes: TensorRT needs every tensor address on such a boundary
 
 
 def engines_dir() -> Path:
-    """$VIDGAN_ENGINES, else engines/ of the source checkout, else ~/.cache/vidgan/engines."""
+    """$VIDGAN_ENGINES, else engines/ in the per-user cache (vidgan.backends.cache_dir)."""
+    from vidgan.backends import cache_dir
+
     if os.environ.get("VIDGAN_ENGINES"):
         return Path(os.environ["VIDGAN_ENGINES"])
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file():
-        return root / "engines"
-    return Path.home() / ".cache" / "vidgan" / "engines"
+    return cache_dir() / "engines"
 
 
 def sidecar_path(engine: Path) -> Path:

@@ -319,7 +319,8 @@ class FileSource:
         read, so the time spent warming up the model is not counted as lateness)."""
         from vidgan.video import VideoReader
 
-        self._frames = iter(VideoReader(self._info))
+        self._reader = VideoReader(self._info)
+        self._frames = iter(self._reader)
         self._index = 0
         self._start: float | None = start
         self._origin: float | None = None  # the first frame's time in the file, seconds
@@ -340,6 +341,12 @@ class FileSource:
                 return None
             self._frames.close()
             self._start_pass(self._end)
+
+    @property
+    def undecodable(self) -> int:
+        """Frames of the file that could not be decoded so far in this pass (VideoReader.lost):
+        damaged packets as they come, and at the end the frames a file cut short never had."""
+        return self._reader.lost
 
     def _due(self, pts: int | None, duration: int | None) -> float:
         """The monotonic time at which the frame with `pts` (lasting `duration`) is shown."""
