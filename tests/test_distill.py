@@ -184,3 +184,18 @@ def test_unknown_student_architecture(vidgan_cli, tiny_model, photos, tmp_path):
     result = vidgan_cli("distill", recipe, "--teacher", tiny_model, "--photos", photos,
                         "--out", tmp_path / "run")
     _one_line_error(result, "unknown student architecture 'transformer'")
+
+
+@pytest.mark.parametrize(("recipe", "flags", "needle"), [
+    ('crop = "big"\n', [], "crop"),
+    ("", ["--max-steps", "0"], "max_steps must be at least 1"),
+    ("", ["--lr", "-1"], "--lr must be a positive number"),
+])
+def test_bad_recipe_and_option_values(vidgan_cli, tiny_model, photos, tmp_path, recipe, flags,
+                                      needle):
+    path = tmp_path / "r.toml"
+    path.write_text(recipe)
+    result = vidgan_cli("distill", path, "--teacher", tiny_model, "--photos", photos,
+                        "--out", tmp_path / "run", *flags)
+    _one_line_error(result, needle)
+    assert not (tmp_path / "run").exists()

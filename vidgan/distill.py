@@ -7,8 +7,8 @@ and steadier than the GAN. Per step, on a batch of (photo, teacher output) crops
     temporal                                      student(warp(x)) against warp(student(x)),
                                                   a small random known warp, away from borders
 
-Teacher outputs are computed once per photo and cached under the user's cache folder, keyed by
-the teacher's content hash. Randomness is a function of (seed, step), so a resumed run is exact.
+Teacher outputs are computed once per photo and cached in the user's cache folder
+(vidgan.backends.cache_dir), keyed by the teacher's content hash. Randomness is a function of (seed, step), so a resumed run is exact.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidgan import data, frames, modelfile, models
+from vidgan import data, frames, modelfile, models, recipes
+from vidgan.backends import cache_dir, load_backend, resolve_device
 from vidgan.errors import VidganError
-from vidgan.training import StopFlag, rng_state, set_rng_state
+from vidgan.files import write_atomic
+from vidgan.training import StopFlag, latest_checkpoint, rng_state, set_rng_state, write_checkpoint
 
 
 @dataclass
@@ -63,6 +64,7 @@ class DistillConfig:
     seed: int = 0
 
     def __post_init__(self):
+        recipes.check_types(self)  # a recipe's `crop = "big"` is an error here, not a traceback
         if self.student not in models.GENERATORS:
             raise VidganError(
                 f"unknown student architecture {self.student!r}; known: {', '.join(models.GENERATORS)}"
@@ -76,8 +78,21 @@ class DistillConfig:
             raise VidganError(
                 f"crop must be a multiple of {multiple} and at most load_size ({self.load_size})"
             )
-        if self.batch_size < 1 or self.steps < 1 or self.lr <= 0:
-            raise VidganError("batch_size and steps must be at least 1, lr above 0")
+        for name, low in AT_LEAST.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value < math.inf:
+                raise VidganError(f"{name} must be at least {low}, not {value}")
+        if not 0 < self.lr < math.inf:
+            raise VidganError(f"--lr must be a positive number, not {self.lr}")
+
+
+# The smallest value of each numeric field (NaN and infinity are out of every range).
+AT_LEAST = {
+    "load_size": 8, "crop": 8, "batch_size": 1, "steps": 1, "max_steps": 1, "lambda_l1": 0.0,
+    "lambda_grad": 0.0, "lambda_temporal": 0.0, "warp_shift": 0.0, "warp_zoom": 0.0,
+    "warp_rotate": 0.0, "warp_margin": 0, "log_every": 1, "sample_every": 1,
+    "checkpoint_every": 1, "keep_checkpoints": 1, "workers": 0, "seed": 0,
+}
 
 
 # --- losses -------------------------------------------------------------------------------
@@ -125,14 +140,6 @@ def temporal_loss(student: nn.Module, x: torch.Tensor, theta: torch.Tensor, marg
 # --- teacher outputs ----------------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    """The user's cache folder for vidgan ($VIDGAN_CACHE, else $XDG_CACHE_HOME/vidgan)."""
-    if os.environ.get("VIDGAN_CACHE"):
-        return Path(os.environ["VIDGAN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidgan"
-
-
 def load_teacher(path: str | Path | None) -> tuple[Path, modelfile.ModelInfo]:
     info = modelfile.read_info(modelfile.resolve(path))
     if info.direction != "photo->painting":
@@ -148,7 +155,7 @@ class TeacherCache:
 
     def __init__(self, teacher: Path, load_size: int):
         self.teacher, self.load_size = teacher, load_size
-        self.folder = cache_root() / "distill" / f"{modelfile.file_hash(teacher)}-{load_size}"
+        self.folder = cache_dir() / "distill" / f"{modelfile.file_hash(teacher)}-{load_size}"
 
     def path(self, photo: Path) -> Path:
         stat = photo.stat()
@@ -157,7 +164,6 @@ class TeacherCache:
 
     def fill(self, photos: list[Path], device: torch.device, say) -> None:
         """Run the teacher on every photo not cached yet, with progress (rate, ETA)."""
-        from vidgan.backends import load_backend
         from vidgan.trainlog import StepProgress
 
         missing = [p for p in photos if not self.path(p).exists()]
@@ -193,11 +199,13 @@ def resize_shorter(im, side: int):
 
 
 def _write_png(rgb: np.ndarray, path: Path) -> None:
+    import io
+
     from PIL import Image
 
-    tmp = path.with_name(path.stem + ".partial.png")
-    Image.fromarray(rgb).save(tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    write_atomic(path, buffer.getbuffer())
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -260,19 +268,16 @@ class Distiller:
 
 def distill(cfg: DistillConfig, resume: bool = False) -> Path:
     """Train the student into cfg.out; returns the student's model file."""
-    from vidgan.training import latest_checkpoint
     from vidgan.trainlog import DistillLog
 
     out = Path(cfg.out)
-    ckpt = latest_checkpoint(out)
+    ckpt = latest_checkpoint(out, CHECKPOINT_KEYS)
     if resume and ckpt is None:
         raise VidganError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
     if not resume and ckpt is not None:
         raise VidganError(f"{out} already holds checkpoints; continue with --resume or choose another --out")
     teacher, _ = load_teacher(cfg.teacher)
     photos, val = _photos(cfg)
-    from vidgan.backends import resolve_device
-
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = Distiller(cfg, device)
@@ -325,17 +330,13 @@ def _photos(cfg: DistillConfig) -> tuple[list[Path], list[Path]]:
     return photos, (data.list_images(val_dir) if val_dir else photos)[:4]
 
 
+CHECKPOINT_KEYS = {"config", "state", "rng", "student", "opt"}
+
+
 def save_checkpoint(out: Path, model: Distiller, cfg: DistillConfig, state: dict) -> Path:
-    folder = out / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{state['step']:09d}.pt"
-    tmp = path.with_suffix(".partial")
-    torch.save({"config": dataclasses.asdict(cfg), "state": dict(state), "rng": rng_state(),
-                "student": model.student.state_dict(), "opt": model.opt.state_dict()}, tmp)
-    os.replace(tmp, path)
-    for old in sorted(folder.glob("step-*.pt"))[: -cfg.keep_checkpoints]:
-        old.unlink()
-    return path
+    payload = {"config": dataclasses.asdict(cfg), "state": dict(state), "rng": rng_state(),
+               "student": model.student.state_dict(), "opt": model.opt.state_dict()}
+    return write_checkpoint(out, payload, state["step"], cfg.keep_checkpoints)
 
 
 def _load_checkpoint(path: Path, model: Distiller) -> dict:
@@ -347,9 +348,7 @@ def _load_checkpoint(path: Path, model: Distiller) -> dict:
 
 
 def resumed_config(out: str | Path, overrides: dict) -> DistillConfig:
-    from vidgan.training import latest_checkpoint
-
-    ckpt = latest_checkpoint(out)
+    ckpt = latest_checkpoint(out, CHECKPOINT_KEYS)
     if ckpt is None:
         raise VidganError(f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume")
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]

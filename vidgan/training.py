@@ -559,15 +559,16 @@ def checkpoints(out: str | Path) -> list[Path]:
 CHECKPOINT_KEYS = {"config", "state", "rng", "G", "F", "D_Y", "D_X", "opt_g", "opt_d"}
 
 
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The newest checkpoint of `out` that can be read; None when the run has none.
+def latest_checkpoint(out: str | Path, keys: set[str] = CHECKPOINT_KEYS) -> Path | None:
+    """The newest checkpoint of `out` that can be read and holds `keys`; None when the run has
+    none.
 
     A damaged one (cut short by a crash or a full disk, empty, garbage) is passed over with a
     warning for the one before it; when none can be read, a VidganError says so.
     """
     found = checkpoints(out)
     for path in reversed(found):
-        problem = _checkpoint_problem(path)
+        problem = _checkpoint_problem(path, keys)
         if problem is None:
             return path
         # warnings.warn, not a print: `train --resume` looks twice (config, then weights), and
@@ -580,7 +581,7 @@ def latest_checkpoint(out: str | Path) -> Path | None:
     return None
 
 
-def _checkpoint_problem(path: Path) -> str | None:
+def _checkpoint_problem(path: Path, keys: set[str]) -> str | None:
     """Why `path` is not a readable vidgan checkpoint, or None. Memory-mapped: the index at the
     end of the file is read (a file cut short has none), the tensors are not."""
     if path.stat().st_size == 0:
@@ -589,7 +590,7 @@ def _checkpoint_problem(path: Path) -> str | None:
         ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types for damaged files
         return _first_line(exc)
-    missing = CHECKPOINT_KEYS - set(ckpt) if isinstance(ckpt, dict) else CHECKPOINT_KEYS
+    missing = keys - set(ckpt) if isinstance(ckpt, dict) else keys
     return f"no {', '.join(sorted(missing))}" if missing else None
 
 
@@ -610,25 +611,29 @@ def resumed_config(out: str | Path, overrides: dict) -> TrainConfig:
 
 
 def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> Path:
-    """Everything needed to resume exactly, written whole or not at all; keeps the newest k.
+    """Everything needed to resume exactly (see write_checkpoint)."""
+    payload = {"config": config_dict(cfg), "state": dict(state), "rng": rng_state(),
+               **gan.state_dict()}
+    return write_checkpoint(out, payload, state["step"], cfg.keep_checkpoints)
+
+
+def write_checkpoint(out: Path, payload: dict, step: int, keep: int) -> Path:
+    """out/checkpoints/step-N.pt, written whole or not at all; keeps the newest `keep`.
 
     Serialized in memory and written by vidgan.files.write_atomic: torch.save straight to a file
     reports a full disk as an "unexpected pos" RuntimeError and leaves the partial file behind.
     """
     folder = out / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{state['step']:09d}.pt"
+    path = folder / f"step-{step:09d}.pt"
     buffer = io.BytesIO()
-    torch.save(
-        {"config": config_dict(cfg), "state": dict(state), "rng": rng_state(), **gan.state_dict()},
-        buffer,
-    )
+    torch.save(payload, buffer)
     write_atomic(path, buffer.getbuffer())
     # Checkpoints past this step are ones a resume passed over as unreadable: left, they would
     # outrank this run's own in the pruning below and in the next resume.
     found = checkpoints(out)
     stale = [p for p in found if p.name > path.name]
-    for old in stale + [p for p in found if p not in stale][: -cfg.keep_checkpoints]:
+    for old in stale + [p for p in found if p not in stale][:-keep]:
         old.unlink()
     return path
 
@@ -677,7 +682,7 @@ def export_checkpoint(ckpt: str | Path, out: str | Path | None = None) -> Path:
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise VidganError(f"checkpoint {ckpt} does not exist")
-    problem = _checkpoint_problem(ckpt)
+    problem = _checkpoint_problem(ckpt, CHECKPOINT_KEYS)
     if problem is not None:
         raise VidganError(f"{ckpt} is not a vidgan training checkpoint ({problem})")
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
