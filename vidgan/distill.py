@@ -8,7 +8,8 @@ and steadier than the GAN. Per step, on a batch of (photo, teacher output) crops
                                                   a small random known warp, away from borders
 
 Teacher outputs are computed once per photo and cached in the user's cache folder
-(vidgan.backends.cache_dir), keyed by the teacher's content hash. Randomness is a function of (seed, step), so a resumed run is exact.
+(vidgan.backends.cache_dir), keyed by the teacher's content hash. Randomness is a function of
+(seed, step), so a resumed run is exact.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class DistillConfig:
 AT_LEAST = {
     "load_size": 8, "crop": 8, "batch_size": 1, "steps": 1, "max_steps": 1, "lambda_l1": 0.0,
     "lambda_grad": 0.0, "lambda_temporal": 0.0, "warp_shift": 0.0, "warp_zoom": 0.0,
-    "warp_rotate": 0.0, "warp_margin": 0, "log_every": 1, "sample_every": 1,
+    "warp_rotate": 0.0, "warp_margin": 1, "log_every": 1, "sample_every": 1,
     "checkpoint_every": 1, "keep_checkpoints": 1, "workers": 0, "seed": 0,
 }
 
@@ -100,9 +101,15 @@ AT_LEAST = {
 
 def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """L1 between the horizontal and vertical pixel differences of two NCHW batches."""
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
-    return F.l1_loss(dx(a), dx(b)) + F.l1_loss(dy(a), dy(b))
+    return F.l1_loss(_dx(a), _dx(b)) + F.l1_loss(_dy(a), _dy(b))
+
+
+def _dx(t: torch.Tensor) -> torch.Tensor:
+    return t[..., :, 1:] - t[..., :, :-1]
+
+
+def _dy(t: torch.Tensor) -> torch.Tensor:
+    return t[..., 1:, :] - t[..., :-1, :]
 
 
 def random_warps(n: int, gen: torch.Generator, size: tuple[int, int], shift: float,
@@ -172,13 +179,11 @@ class TeacherCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         backend = load_backend(self.teacher, "auto", str(device), "fp32")
         say(f"teacher outputs for {len(missing)} photos ({backend.name}), cached in {self.folder}")
+        stylize = frames.Stylizer(backend)
         progress = StepProgress("teacher", len(missing), say, unit="photo")
         for i, photo in enumerate(missing, 1):
             image = np.array(resize_shorter(data.load_rgb(photo), self.load_size))
-            batch = frames.normalize(torch.from_numpy(image)[None].to(backend.device))
-            padded, size = frames.pad_to_multiple(batch.to(backend.input_dtype), backend.multiple)
-            out = frames.denormalize(frames.crop(backend(padded), size))[0].cpu().numpy()
-            _write_png(out, self.path(photo))
+            _write_png(stylize(image)[0].cpu().numpy(), self.path(photo))
             progress.update(i)
         progress.close()
 
@@ -246,10 +251,12 @@ class Distiller:
         self.student = models.build(cfg.student, **cfg.student_kwargs).to(device)
         self.opt = torch.optim.Adam(self.student.parameters(), lr=cfg.lr)
 
-    def set_lr(self, step: int) -> None:
+    def set_lr(self, step: int) -> float:
+        """The cosine schedule: the learning rate's factor at `step` (1 -> 0 over cfg.steps)."""
         factor = 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
         for group in self.opt.param_groups:
             group["lr"] = self.cfg.lr * factor
+        return factor
 
     def step(self, x: torch.Tensor, target: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -294,12 +301,12 @@ def distill(cfg: DistillConfig, resume: bool = False) -> Path:
     try:
         tick = time.perf_counter()
         for x, y in _batches(dataset, cfg, state["step"], total):
-            model.set_lr(state["step"])
+            lr_factor = model.set_lr(state["step"])
             losses = model.step(x.to(device), y.to(device), state["step"])
             state["step"] += 1
             state["seconds"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            log.step(state, losses, model.student)
+            log.step(state["step"], losses, lr_factor, model.student)
             if state["step"] % cfg.checkpoint_every == 0 and state["step"] < total:
                 save_checkpoint(out, model, cfg, state)
             if stop:

@@ -10,7 +10,6 @@ plus progress with steps/s and ETA: a live bar on a terminal, else a plain line 
 from __future__ import annotations
 
 import csv
-import math
 import time
 from pathlib import Path
 
@@ -336,11 +335,9 @@ class DistillLog:
             first_line=f"distilling a {self.cfg.student} student from step {self.start} to {self.total}",
         )
 
-    def step(self, state: dict, losses: dict[str, torch.Tensor], student) -> None:
-        step = state["step"]
+    def step(self, step: int, losses: dict[str, torch.Tensor], lr_factor: float, student) -> None:
         if step % self.cfg.log_every == 0:
-            factor = 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
-            row = {"step": step, "lr_factor": round(factor, 5)}
+            row = {"step": step, "lr_factor": round(lr_factor, 5)}
             row.update({k: round(v.item(), 5) for k, v in losses.items()})
             self.rows.append(row)
             with self.csv_path.open("a", newline="") as f:
