@@ -370,7 +370,7 @@ def export_student(out: Path, student: nn.Module, cfg: DistillConfig, state: dic
         "steps": state["step"],
         "train_seconds": round(state["seconds"]),
         "final_losses": losses,
-        "device": cfg.device,
+        "device": str(next(student.parameters()).device),
         "distilled_from": {"file": teacher.name, "hash": modelfile.file_hash(teacher),
                            "arch": teacher_info.arch},
     }
