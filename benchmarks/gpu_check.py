@@ -397,6 +397,7 @@ class BusyMeter:
     def __init__(self, backend):
         self.backend = backend
         self.name, self.device, self.multiple = backend.name, backend.device, backend.multiple
+        self.model_name = backend.model_name
         self.input_dtype = backend.input_dtype
         self.memory_format = getattr(backend, "memory_format", torch.contiguous_format)
         self.events: list = []

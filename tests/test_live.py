@@ -336,6 +336,7 @@ def test_ctrl_c_and_hangup_finalize_the_recording_and_print_the_summary(
     assert code == 0, err
     shown = shown_in(err)
     assert 0 < shown < 120 and len(decoded(out)[0]) == shown
+    assert f"torch-cpu-fp32, {tiny_model.name} at " in err  # the summary names the model
     assert not (tmp_path / "out.partial.mp4").exists()
     assert signal.getsignal(signum) is before  # the run's handler is gone with the run
 

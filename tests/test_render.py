@@ -340,7 +340,8 @@ def test_summary_line(backend, tmp_path, capsys):
     src = make_clip(tmp_path / "in.mp4", frames=3)
     render_video(src, tmp_path / "out.mp4", backend=backend)
     out = capsys.readouterr().out
-    assert out.startswith("rendered 3 frames in ") and f"fps, {backend.name}) -> " in out
+    assert out.startswith("rendered 3 frames in ")
+    assert f"fps, {backend.name}, {backend.model_name}) -> " in out  # which model ran
 
 
 # --- real clips (../shared/data/videos) ---------------------------------------------------------

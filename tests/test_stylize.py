@@ -57,7 +57,7 @@ def test_upright_size_is_the_loaded_image_size_from_the_header_alone(tmp_path):
     # what `auto` checks a TensorRT engine's profile against before the model loads
     src = _folder(tmp_path)
     for name in ("rotated.jpg", "plain.png"):
-        assert upright_size(src / name) == load_image(src / name).shape[:2]
+        assert upright_size(src / name) == load_image(src / name).rgb.shape[:2]
     assert upright_size(src / "rotated.jpg") == (64, 48)
     assert upright_size(src / "notes.txt") is None
 

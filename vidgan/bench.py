@@ -504,7 +504,7 @@ RENDER_TARGETS = {"overhead": 0.8, "overlap": 0.85, "memory": 1.2}
 class IdentityBackend:
     """A backend whose model returns its input: what the pipeline costs around the model."""
 
-    name, multiple = "identity", 1
+    name, model_name, multiple = "identity", "identity", 1
 
     def __init__(self, device="cpu"):
         import torch

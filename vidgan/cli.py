@@ -338,7 +338,7 @@ def main() -> None:
     from vidgan.errors import NO_ROOM, no_room
 
     warnings.formatwarning = _one_line_warning
-    _stop_on_signals()
+    previous = _stop_on_signals()
     try:
         _invoke(sys.argv[1:])
     except VidganError as exc:
@@ -349,6 +349,9 @@ def main() -> None:
         if exc.errno not in NO_ROOM:
             raise
         _exit(f"error: {no_room(exc, exc.filename or 'a file').message}", 2)
+    finally:  # main() called from Python (tests, a host program) leaves the handlers as they were
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _invoke(args: list[str]) -> None:
@@ -375,11 +378,12 @@ def _invoke(args: list[str]) -> None:
 _signalled = signal.SIGINT  # the signal that stopped the command; its exit code is 128 + it
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals() -> dict:
     """SIGTERM (`kill`, `docker stop`) and SIGHUP (a closed terminal) do what Ctrl-C does, so
     that each command's Ctrl-C handling (what was kept, nothing half-written) covers them too:
     they call the SIGINT handler of the moment (live installs one that stops the run cleanly),
-    or raise KeyboardInterrupt where Ctrl-C is default or ignored (`nohup`, `&`)."""
+    or raise KeyboardInterrupt where Ctrl-C is default or ignored (`nohup`, `&`). Returns the
+    handlers it replaced."""
 
     def interrupt(signum, frame):
         global _signalled
@@ -389,9 +393,8 @@ def _stop_on_signals() -> None:
             return handler(signal.SIGINT, frame)
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            signal.signal(sig, interrupt)
+    signals = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    return {sig: signal.signal(sig, interrupt) for sig in signals}
 
 
 def _exit(line: str, code: int) -> None:

@@ -112,8 +112,9 @@ class LiveStats:
     """Counters and latencies of one live run. Times are time.monotonic() seconds."""
 
     def __init__(self, source: str, backend: str, size: tuple[int, int],
-                 processing: tuple[int, int]):
+                 processing: tuple[int, int], model: str = ""):
         self.source, self.backend, self.size, self.processing = source, backend, size, processing
+        self.model = model  # the model file's name
         self.captured = self.stylized = self.shown = self.dropped = self.skipped = 0
         self.latencies: list[float] = []
         self.started = time.monotonic()
@@ -163,7 +164,8 @@ class LiveStats:
         fps = _figure(self.fps if self.shown > 1 else None, ".1f")
         return (f"live: {self.captured} captured, {self.stylized} stylized, {self.shown} shown, "
                 f"{self.dropped} dropped{skipped} | {fps} fps | latency p50 {_figure(p50)} ms, "
-                f"p95 {_figure(p95)} ms | {self.backend} at {pw}x{ph} | {self.source} {w}x{h}")
+                f"p95 {_figure(p95)} ms | {self.backend}, {self.model} at {pw}x{ph} | "
+                f"{self.source} {w}x{h}")
 
     def now(self) -> dict:
         """The figures a viewer of the served page sees: recent fps and latency (None before
@@ -172,12 +174,13 @@ class LiveStats:
         (h, w), (ph, pw) = self.size, self.processing
         return {"fps": _rounded(fps, 1), "latency_ms": _rounded(latency, 0),
                 "captured": self.captured, "stylized": self.stylized, "shown": self.shown,
-                "dropped": self.dropped, "backend": self.backend,
+                "dropped": self.dropped, "backend": self.backend, "model": self.model,
                 "processing": f"{pw}x{ph}", "source": self.source, "size": f"{w}x{h}"}
 
     def as_dict(self) -> dict:
         p50, p95 = self.latency_ms()
-        return {"source": self.source, "backend": self.backend, "size": list(self.size),
+        return {"source": self.source, "backend": self.backend, "model": self.model,
+                "size": list(self.size),
                 "processing": list(self.processing), "captured": self.captured,
                 "stylized": self.stylized, "shown": self.shown, "dropped": self.dropped,
                 "skipped": self.skipped, "fps": round(self.fps, 2),
@@ -561,8 +564,8 @@ def run_live(source: Source | None = None, *, camera: str | None = None,
         print(f"serving {server.url} (the stream alone: {server.url}stream.mjpg)", file=log,
               flush=True)
     shape = (source.height, source.width)
-    stats = LiveStats(source.name, f"{backend.name}, {backend.model_name}", shape,
-                      processing_size(*shape, height))
+    stats = LiveStats(source.name, backend.name, shape, processing_size(*shape, height),
+                      backend.model_name)
     state = ViewState(recording=record is not None, overlay=overlay)
     run = LiveRun(source, inference, stats, state, win, recorder, cam, server, max_frames,
                   duration, None if window else stats_every, log)
