@@ -199,3 +199,10 @@ def test_bad_recipe_and_option_values(vidgan_cli, tiny_model, photos, tmp_path, 
                         "--out", tmp_path / "run", *flags)
     _one_line_error(result, needle)
     assert not (tmp_path / "run").exists()
+
+
+def test_info_describes_a_distilled_model(vidgan_cli):
+    result = vidgan_cli("info", "--model", modelfile.REALTIME)
+    assert result.code == 0, result.err
+    assert f"distilled from     {modelfile.BUNDLED.name} (fast, sha256[:16] " in result.out
+    assert "epochs" not in result.out and "pixel + gradient + temporal L1" in result.out

@@ -265,8 +265,13 @@ def _file_rows(info) -> list[tuple[str, str]]:
         ("file", f"{info.path.stat().st_size / 2**20:.1f} MiB, weights {'/'.join(dtypes)}"),
     ]
     t = info.training
+    teacher = t.get("distilled_from")
+    if teacher:
+        origin = f"{teacher['file']} ({teacher['arch']}, sha256[:16] {teacher['hash']})"
+        rows.append(("distilled from", origin))
     if t:
-        summary = f"{t.get('epochs', '?')} epochs, {t.get('steps', '?')} steps"
+        epochs = "" if teacher else f"{t.get('epochs', '?')} epochs, "
+        summary = f"{epochs}{t.get('steps', '?')} steps"
         if "train_seconds" in t:
             summary += f", {t['train_seconds'] / 3600:.1f} h on {t.get('device', '?')}"
         rows.append(("training", summary))
@@ -279,7 +284,8 @@ def _file_rows(info) -> list[tuple[str, str]]:
         recipe = (
             f"{cfg.get('recipe') or '-'}: crop {cfg.get('crop')}, batch {cfg.get('batch_size')}"
         )
-        rows.append(("recipe", f"{recipe}, {cfg.get('gan_loss')} loss"))
+        losses = "pixel + gradient + temporal L1" if teacher else f"{cfg.get('gan_loss')} loss"
+        rows.append(("recipe", f"{recipe}, {losses}"))
     return rows
 
 
