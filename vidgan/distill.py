@@ -295,7 +295,7 @@ def distill(cfg: DistillConfig, resume: bool = False) -> Path:
     log = DistillLog(out, cfg, start_step=state["step"], total_steps=total)
     cache = TeacherCache(teacher, cfg.load_size)
     cache.fill(list(dict.fromkeys(photos + val)), device, log.say)
-    log.set_samples(val, cache)
+    log.begin(val, cache)
     dataset = PairDataset(photos, cache, cfg)
     stop = StopFlag()
     try:

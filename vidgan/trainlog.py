@@ -87,7 +87,7 @@ class TrainLog:
         self.val_paintings = _load_batch(val[1], cfg.sample_size)
         self.csv_path = out / "losses.csv"
         self.rows = _read_rows(self.csv_path, up_to_step=start_step)
-        self._rewrite_csv()
+        _write_rows(self.csv_path, COLUMNS, self.rows)
         self.tb = _tensorboard(out / "tb")
         self.total = total_steps
         self.progress = StepProgress(
@@ -118,8 +118,7 @@ class TrainLog:
         }
         row.update({k: round(v.item(), 5) for k, v in losses.items()})
         self.rows.append(row)
-        with self.csv_path.open("a", newline="") as f:
-            csv.DictWriter(f, COLUMNS, extrasaction="ignore").writerow(row)
+        _append_row(self.csv_path, COLUMNS, row)
         if self.tb:
             for k, v in row.items():
                 if k not in ("epoch", "step"):
@@ -159,22 +158,28 @@ class TrainLog:
             if self.tb:
                 self.tb.close()
 
-    def _rewrite_csv(self) -> None:
-        with self.csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
-
 
 def final_losses(csv_path: Path, up_to_step: int) -> dict:
     """Mean of each loss over the last 50 rows of a run's losses.csv ({} when it is absent)."""
     return _mean_losses(_read_rows(csv_path, up_to_step))
 
 
-def _mean_losses(rows: list[dict]) -> dict:
+def _write_rows(path: Path, columns, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _append_row(path: Path, columns, row: dict) -> None:
+    with path.open("a", newline="") as f:
+        csv.DictWriter(f, columns, extrasaction="ignore").writerow(row)
+
+
+def _mean_losses(rows: list[dict], names=LOSS_NAMES) -> dict:
     tail = rows[-50:]
     means = {}
-    for k in LOSS_NAMES:
+    for k in names:
         values = [float(r[k]) for r in tail if r.get(k) not in (None, "")]
         if values:
             means[k] = round(sum(values) / len(values), 4)
@@ -314,19 +319,16 @@ class DistillLog:
         out.mkdir(parents=True, exist_ok=True)
         self.csv_path = out / "losses.csv"
         self.rows = _read_rows(self.csv_path, up_to_step=start_step)
-        with self.csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, self.COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
+        _write_rows(self.csv_path, self.COLUMNS, self.rows)
         self.start, self.total = start_step, total_steps
-        self.progress = None
-        self.photos = self.teacher = None
+        self.progress = self.photos = self.teacher = None  # set by begin()
 
     def say(self, message: str) -> None:
         self.console.print(message, highlight=False, soft_wrap=True)
 
-    def set_samples(self, photos: list[Path], cache) -> None:
-        """Fixed held-out photos and their teacher outputs for the sample grids."""
+    def begin(self, photos: list[Path], cache) -> None:
+        """Start the progress display, with fixed held-out photos and their teacher outputs for
+        the sample grids (after the teacher's own progress, once its outputs are cached)."""
         size = self.cfg.load_size
         self.photos = _load_batch(photos, size)
         self.teacher = _fit_batch([cache.load(p) for p in photos], size)
@@ -340,8 +342,7 @@ class DistillLog:
             row = {"step": step, "lr_factor": round(lr_factor, 5)}
             row.update({k: round(v.item(), 5) for k, v in losses.items()})
             self.rows.append(row)
-            with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, self.COLUMNS, extrasaction="ignore").writerow(row)
+            _append_row(self.csv_path, self.COLUMNS, row)
         if step % self.cfg.sample_every == 0:
             self.samples(step, student)
         text = ""
@@ -368,9 +369,7 @@ class DistillLog:
         plot_losses(self.rows, self.out / "losses.png", panels=DISTILL_PANELS)
 
     def final_losses(self) -> dict:
-        tail = self.rows[-50:]
-        return {k: round(sum(float(r[k]) for r in tail) / len(tail), 4)
-                for k in DISTILL_LOSSES if tail}
+        return _mean_losses(self.rows, DISTILL_LOSSES)
 
     def close(self) -> None:
         if self.progress is not None:

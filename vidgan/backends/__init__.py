@@ -74,8 +74,9 @@ def load_backend(
     """Load `model` (a model file; None = the bundled one) behind the named backend.
 
     backend: "auto" picks the fastest available: on CUDA a TensorRT engine built for this model
-        and GPU when there is one that takes `shapes`, else torch fp16; on the CPU onnxruntime (about 1.8x torch
-        eager for vidgan's generators in `vidgan bench model`). The result's `name` says which.
+        and GPU when there is one that takes `shapes`, else torch fp16; on the CPU onnxruntime
+        (about 1.8x torch eager for vidgan's generators in `vidgan bench model`). The result's
+        `name` says which, its `model_name` which model file.
     device: "cpu", "cuda", "cuda:N", or None / "auto" (CUDA when available).
     precision: "fp32", "fp16" or "auto" (fp16 on CUDA, fp32 on the CPU).
     compile, cuda_graphs: torch only: torch.compile the generator; replay CUDA graphs captured
