@@ -177,7 +177,7 @@ class Slow:
     def __init__(self, inner):
         self.inner = inner
         self.name, self.device, self.multiple = inner.name, inner.device, inner.multiple
-        self.input_dtype = inner.input_dtype
+        self.input_dtype, self.model_name = inner.input_dtype, inner.model_name
     def __call__(self, x):
         time.sleep({delay})
         return self.inner(x)

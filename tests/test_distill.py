@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import numpy as np
 import pytest
@@ -206,3 +207,24 @@ def test_info_describes_a_distilled_model(vidgan_cli):
     assert result.code == 0, result.err
     assert f"distilled from     {modelfile.BUNDLED.name} (fast, sha256[:16] " in result.out
     assert "epochs" not in result.out and "pixel + gradient + temporal L1" in result.out
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(tiny_model, photos, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import cli_code, signal_when
+
+    run = tmp_path / "run"
+    code = cli_code("distill", "--teacher", tiny_model, "--photos", photos, "--out", run,
+                    "--steps", 100000, "--crop", 32, "--batch-size", 2, "--device", "cpu")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    status, err = signal_when(proc, lambda: (run / "losses.csv").is_file()
+                              and len((run / "losses.csv").read_text().splitlines()) > 2,
+                              signal.SIGTERM)
+    assert status == 130, err  # as `vidgan train`: the step finishes, the checkpoint is kept
+    assert err.strip().splitlines()[-1].startswith("interrupted at step "), err
+    cfg = distill.resumed_config(run, {"max_steps": 1})  # the saved one is readable
+    assert cfg.steps == 100000 and "Traceback" not in err

@@ -29,7 +29,7 @@ from torch import nn
 
 from vidgan import data, frames, modelfile, models, recipes
 from vidgan.backends import cache_dir, load_backend, resolve_device
-from vidgan.errors import VidganError
+from vidgan.errors import Interrupted, VidganError
 from vidgan.files import write_atomic
 from vidgan.training import StopFlag, latest_checkpoint, rng_state, set_rng_state, write_checkpoint
 
@@ -318,8 +318,8 @@ def distill(cfg: DistillConfig, resume: bool = False) -> Path:
         log.close()
         stop.restore()
     if stop:
-        log.say(f"interrupted at step {state['step']}: checkpoint saved; continue with --resume")
-        raise KeyboardInterrupt
+        raise Interrupted(f"interrupted at step {state['step']}: checkpoint saved in "
+                          f"{out / 'checkpoints'}; continue with --resume")
     log.say(f"done: {state['step']} steps; student model file {path}")
     return path
 
