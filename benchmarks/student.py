@@ -46,7 +46,7 @@ def quality(student: Path, teacher: Path, data: Path, grid: Path | None, limit: 
             for (_, t), (_, s) in zip(by_teacher, by_student)]
     if grid is not None:
         _write_grid(by_teacher, by_student, grid)
-    return {"photos": len(paths), "student": str(student.name), "teacher": str(teacher.name),
+    return {"photos": len(paths), "student": student.name, "teacher": teacher.name,
             "ssim_student_teacher": round(float(np.mean(ssim)), 4),
             "ssim_student_teacher_p10": round(float(np.percentile(ssim, 10)), 4),
             "teacher_yardstick": yardstick.judge_pairs(judge, by_teacher),

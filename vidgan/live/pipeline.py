@@ -462,7 +462,7 @@ class LiveRun:
         if fps is None:
             return
         self.speed_judged = True
-        student = self.inference.stylizer.backend.model_name == REALTIME.name
+        student = self.stats.model == REALTIME.name
         hint = slow_hint(fps, float(self.source.rate), self.stats.processing[0],
                          self.inference.device.type, student)
         if hint:
