@@ -4,15 +4,15 @@ Every row is measured or says why not (a missing TensorRT, onnxruntime-gpu, PyAV
 compiler for torch.compile, a spent time budget); nothing aborts the run.
 
   model   the `fast`, `resnet` and real-time (`realtime`, where this vidgan has it) generators
-          at 720p and 1080p through vidgan.backends.load_backend: torch fp32 (TF32 off,
+          at 720p and 1080p through vidgan.runtime.backends.load_backend: torch fp32 (TF32 off,
           cudnn.benchmark on), torch fp16, torch compiled fp16, torch fp16 with CUDA graphs,
           onnxruntime CUDA (the fp16 graph) and TensorRT FP16; frames/s, TFLOP/s, % of the
           measured matmul peak of the row's precision, PSNR against the fp32 row
-  render  vidgan.render.render_video of a generated 1080p clip with the `auto` backend: frames/s,
+  render  vidgan.pipelines.render.render_video of a generated 1080p clip with the `auto` backend: frames/s,
           the share of the wall time the GPU spent in the model, the codec alone for comparison
-  live    vidgan.live.run_live from a generated 720p clip played as live (headless): frames/s,
+  live    vidgan.pipelines.live.run_live from a generated 720p clip played as live (headless): frames/s,
           capture-to-display latency p50/p95
-  train   vidgan.training.train of the resnet recipe at crop 256 on generated images: steps/s,
+  train   vidgan.train.cyclegan.train of the resnet recipe at crop 256 on generated images: steps/s,
           peak GPU memory, the autocast dtype; then a --resume of it
 
 `--cpu` rehearses all of it on the CPU at tiny sizes in seconds (the test suite does).
@@ -162,7 +162,7 @@ def versions() -> dict:
 
 def peaks(check: Check) -> dict:
     """Matmul TFLOP/s per precision, the yardstick of each model row's % of peak."""
-    from vidgan.bench import matmul_gflops
+    from vidgan.tools.bench import matmul_gflops
 
     size, precisions = (512, ["fp32"]) if check.cpu else (8192, ["fp16", "fp32"])
     return {p: _sig(matmul_gflops(size, 0.2 if check.cpu else 1.0, str(check.device), p) / 1e3)
@@ -211,7 +211,7 @@ def run_rows(check: Check, peak: dict) -> list[dict]:
 @contextlib.contextmanager
 def attempt(*rows: dict):
     """Fill `rows` inside; any failure becomes their reason instead of ending the check."""
-    from vidgan.errors import VidganError
+    from vidgan.core.errors import VidganError
 
     try:
         yield
@@ -234,14 +234,14 @@ def _fail(rows, reason: str) -> None:
 
 def attempt_model_file(check: Check, generator: str, rows: list[dict]) -> Path | None:
     """A model file with seeded random weights (speed does not depend on them), or None."""
-    from vidgan import models
+    from vidgan.core import models
 
     if generator not in models.REGISTRY:
         _fail(rows, f"not in this version of vidgan (models.REGISTRY has no {generator!r})")
         return None
     path = None
     with attempt(*rows):
-        from vidgan.modelfile import save_model
+        from vidgan.core.modelfile import save_model
 
         kwargs = {"ngf": 4, "n_blocks": 1} if check.cpu and generator != "realtime" else {}
         torch.manual_seed(0)
@@ -255,8 +255,8 @@ class GeneratorRows:
     the fp32 row's outputs that the other rows' accuracy is measured against."""
 
     def __init__(self, check: Check, path: Path, rows: list[dict], peak: dict):
-        from vidgan.modelfile import load_model
-        from vidgan.models import gflops
+        from vidgan.core.modelfile import load_model
+        from vidgan.core.models import gflops
 
         self.check, self.path, self.peak = check, path, peak
         self.rows = {(r["backend"], r["size"]): r for r in rows}
@@ -280,7 +280,7 @@ class GeneratorRows:
             _fail(rows, why)
             return
         with attempt(*rows), _strict_fp32(variant == "torch fp32"):
-            from vidgan.backends import load_backend
+            from vidgan.runtime.backends import load_backend
 
             if variant == "TensorRT FP16":
                 build_engine(self.path, self.shapes)
@@ -303,7 +303,7 @@ class GeneratorRows:
                     self._measure_row(backend, variant, row)
 
     def _measure_row(self, backend, variant: str, row: dict) -> None:
-        from vidgan.export import psnr
+        from vidgan.runtime.export import psnr
 
         size = row["size"]
         out = measure(self.check, backend, self.inputs[size], self.gflop[size], row, self.peak)
@@ -315,7 +315,7 @@ class GeneratorRows:
 
 def unavailable(check: Check, variant: str) -> str | None:
     """Why a variant can't run on this machine at all, or None."""
-    from vidgan.backends.trt_backend import missing_requirements
+    from vidgan.runtime.backends.trt_backend import missing_requirements
 
     if check.cpu and variant in ("torch fp16", "torch CUDA graphs"):
         return "needs a CUDA GPU (--cpu rehearsal)"
@@ -328,7 +328,7 @@ def unavailable(check: Check, variant: str) -> str | None:
     if variant == "onnxruntime CUDA" and not check.cpu:
         import onnxruntime
 
-        from vidgan.backends.ort_backend import GPU_HINT
+        from vidgan.runtime.backends.ort_backend import GPU_HINT
 
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             return f"onnxruntime has no CUDA provider here: {GPU_HINT}"
@@ -349,7 +349,7 @@ def _strict_fp32(on: bool):
 
 def build_engine(path: Path, shapes: list) -> None:
     """A TensorRT FP16 engine of `path` whose profile spans the check's sizes, in engines/."""
-    from vidgan.export import export_model
+    from vidgan.runtime.export import export_model
 
     low, high = min(shapes), max(shapes)
     export_model(path, fp16=True, min_shape=(low[1], low[2]), opt_shape=(shapes[0][1], shapes[0][2]),
@@ -360,7 +360,7 @@ def measure(check: Check, backend, x: torch.Tensor, gflop: float, row: dict,
             peak: dict) -> torch.Tensor:
     """Fill `row` with the frames/s of `backend` on x (batch 1) and its share of the matmul peak
     of its precision; return its output (on the CPU, as float32) for the accuracy column."""
-    from vidgan.bench import peak_precision
+    from vidgan.tools.bench import peak_precision
 
     x = x.to(check.device, backend.input_dtype).contiguous(
         memory_format=getattr(backend, "memory_format", torch.contiguous_format))
@@ -427,7 +427,7 @@ def make_clip(path: Path, width: int, height: int, rate: int, frames: int) -> Pa
     """A clip with moving content through vidgan's own writer (so it needs PyAV too)."""
     import numpy as np
 
-    from vidgan.video import VideoWriter
+    from vidgan.runtime.video import VideoWriter
 
     yy, xx = np.mgrid[0:height, 0:width]
     base = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 96)], -1).astype(np.uint8)
@@ -444,8 +444,8 @@ def make_clip(path: Path, width: int, height: int, rate: int, frames: int) -> Pa
 def _auto_backend(check: Check, height: int, width: int):
     """The bundled model behind `auto`, as `vidgan render` and `vidgan live` get it, warmed up
     at the processing size. The rehearsal takes its tiny `fast` model (already exported)."""
-    from vidgan.backends import load_backend
-    from vidgan.frames import Stylizer
+    from vidgan.runtime.backends import load_backend
+    from vidgan.runtime.frames import Stylizer
 
     model = check.work / "fast.safetensors" if check.cpu else None
     backend = load_backend(model, "auto", str(check.device), shapes=[(1, height, width)])
@@ -461,8 +461,8 @@ def render_row(check: Check, row: dict) -> None:
         _fail([row], why)
         return
     with attempt(row):
-        from vidgan.bench import _bare_codec_fps
-        from vidgan.render import render_video
+        from vidgan.tools.bench import _bare_codec_fps
+        from vidgan.pipelines.render import render_video
 
         clip = make_clip(check.work / "render-in.mp4", width, height, 30, frames)
         codec = _bare_codec_fps(clip, frames)
@@ -492,8 +492,8 @@ def live_row(check: Check, row: dict) -> None:
         _fail([row], why)
         return
     with attempt(row):
-        from vidgan.live import run_live
-        from vidgan.live.sources import FileSource
+        from vidgan.pipelines.live import run_live
+        from vidgan.pipelines.live.sources import FileSource
 
         clip = make_clip(check.work / "live-in.mp4", width, height, rate,
                          round(rate * (seconds + 1)))
@@ -512,7 +512,8 @@ def train_rows(check: Check, row: dict, resume: dict) -> None:
         _fail([row, resume], why)
         return
     with attempt(row, resume):
-        from vidgan import recipes, training
+        from vidgan.train import recipes
+        from vidgan.train import cyclegan as training
 
         run = check.work / "train"
         overrides = {"data": str(training_images(check)), "out": str(run), "max_steps": steps,
@@ -529,7 +530,7 @@ def train_rows(check: Check, row: dict, resume: dict) -> None:
 
 
 def _timed_train(check: Check, cfg, resume: bool) -> dict:
-    from vidgan import training
+    from vidgan.train import cyclegan as training
 
     def saved_state() -> dict:
         return torch.load(training.latest_checkpoint(cfg.out), weights_only=False)["state"]

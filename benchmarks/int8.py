@@ -2,7 +2,7 @@
 
     python benchmarks/int8.py --model vidgan/weights/vangogh-realtime.safetensors
 
-Exports the model to ONNX (vidgan.export), quantizes it statically (QDQ, per-channel weights,
+Exports the model to ONNX (vidgan.runtime.export), quantizes it statically (QDQ, per-channel weights,
 activations calibrated on N trainB photos), then measures on the CPU in one run, alternating:
 frames/s of both graphs at 640x360, and the PSNR of the int8 output against fp32 on valB
 photos (which calibration never saw). Writes benchmarks/results/int8.json.
@@ -65,8 +65,8 @@ def quantize(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
 def measure(fp32: Path, int8: Path, photos: list[np.ndarray], seconds: float) -> dict:
     import onnxruntime as ort
 
-    from vidgan.backends import cpu_cores
-    from vidgan.export import psnr
+    from vidgan.runtime.backends import cpu_cores
+    from vidgan.runtime.export import psnr
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = cpu_cores()
@@ -93,7 +93,7 @@ def measure(fp32: Path, int8: Path, photos: list[np.ndarray], seconds: float) ->
 
 
 def main() -> None:
-    from vidgan.export import export_onnx
+    from vidgan.runtime.export import export_onnx
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 
-from vidgan import bench, modelfile, trainlog
+from vidgan.tools import bench
+from vidgan.core import modelfile
+from vidgan.train import trainlog
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = modelfile.WEIGHTS_DIR
@@ -68,7 +70,7 @@ def fp16_error(fp32: Path, fp16: Path, image: Path | None) -> float:
     """Largest |G32(x) - G16(x)| (both run in float32, [-1, 1] units) on one 256 px image."""
     from PIL import Image, ImageOps
 
-    from vidgan import data
+    from vidgan.train import data
 
     a, b = modelfile.load_model(fp32)[0], modelfile.load_model(fp16)[0]
     if image is not None:
@@ -197,7 +199,7 @@ def card(g: Path, f: Path | None, stages: list[Stage], evaluation: dict | None,
 
 
 def _header(g: Path, f: Path | None, info: modelfile.ModelInfo) -> str:
-    from vidgan import models
+    from vidgan.core import models
 
     n = models.count_parameters(info.build())
     rows = [f"| `{p.name}` | {modelfile.read_info(p).direction} | {n / 1e6:.2f} M | "

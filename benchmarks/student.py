@@ -62,8 +62,8 @@ def _write_grid(by_teacher, by_student, path: Path, rows: int = 6) -> None:
 
 
 def flicker(student: Path, teacher: Path, seconds: float, width: int = 320) -> dict:
-    from vidgan.evaluate import video_stability
-    from vidgan.render import render_video
+    from vidgan.evaluation.evaluate import video_stability
+    from vidgan.pipelines.render import render_video
 
     rows = {}
     with tempfile.TemporaryDirectory(prefix="vidgan-flicker-") as tmp:
@@ -89,7 +89,7 @@ def _cut(src: Path, dst: Path, seconds: float, width: int) -> Path:
     """The first `seconds` of `src` at `width` px wide (even height), near-lossless H.264."""
     import cv2
 
-    from vidgan.video import VideoReader, VideoWriter, probe
+    from vidgan.runtime.video import VideoReader, VideoWriter, probe
 
     info = probe(src)
     height = round(info.height * width / info.width / 2) * 2
@@ -106,8 +106,8 @@ def card(run: Path, bundle: bool, notes: str) -> Path:
     import model_card
     import torch
 
-    from vidgan import modelfile
-    from vidgan.trainlog import DISTILL_PANELS, plot_losses
+    from vidgan.core import modelfile
+    from vidgan.train.trainlog import DISTILL_PANELS, plot_losses
 
     target, card_path = modelfile.REALTIME, modelfile.WEIGHTS_DIR / "MODEL_CARD.md"
     if bundle:
@@ -135,7 +135,8 @@ def card(run: Path, bundle: bool, notes: str) -> Path:
 
 
 def _header(target: Path, info) -> str:
-    from vidgan import modelfile, models
+    from vidgan.core import modelfile
+    from vidgan.core import models
 
     teacher = modelfile.BUNDLED
     net, big = info.build(), modelfile.read_info(teacher).build()

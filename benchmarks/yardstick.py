@@ -232,8 +232,8 @@ def painting_palette(data: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def stylize_all(model: Path, paths: list[Path]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(photo, output) uint8 RGB pairs at the photos' own size, through vidgan's own pipeline."""
-    from vidgan.backends import load_backend
-    from vidgan.frames import Stylizer
+    from vidgan.runtime.backends import load_backend
+    from vidgan.runtime.frames import Stylizer
 
     stylize = Stylizer(load_backend(model, device="cpu"))
     pairs = []
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.model is None:
         return
     result = measure(args.model, args.data, judge, args.limit, args.chosen_on)
-    from vidgan.bench import write_result
+    from vidgan.tools.bench import write_result
 
     path = write_result("yardstick", {"judge": accuracy, **result, "verdict": verdict(result)})
     print(f"numbers in {path}")

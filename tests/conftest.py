@@ -74,8 +74,8 @@ def tiny_model(tmp_path_factory) -> Path:
     """A model file holding a very small `fast` generator (random weights)."""
     import torch
 
-    from vidgan import models
-    from vidgan.modelfile import save_model
+    from vidgan.core import models
+    from vidgan.core.modelfile import save_model
 
     torch.manual_seed(0)
     kwargs = {"ngf": 4, "n_blocks": 1}
@@ -171,7 +171,8 @@ def slow_cli_code(*args, delay: float = 0.1) -> str:
     test to signal it midway. The backend is the real one, wrapped."""
     return f"""
 import sys, time
-from vidgan import backends, cli
+from vidgan.runtime import backends
+from vidgan import cli
 real = backends.load_backend
 class Slow:
     def __init__(self, inner):

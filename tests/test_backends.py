@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidgan import bench, export, frames
-from vidgan.backends import load_backend, ort_backend
-from vidgan.backends.ort_backend import OnnxRuntimeBackend
-from vidgan.errors import VidganError
-from vidgan.modelfile import load_model
+from vidgan.tools import bench
+from vidgan.runtime import export
+from vidgan.runtime import frames
+from vidgan.runtime.backends import load_backend, ort_backend
+from vidgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+from vidgan.core.errors import VidganError
+from vidgan.core.modelfile import load_model
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible")
@@ -106,7 +108,7 @@ def test_onnx_is_exported_once_and_reused(tiny_model, onnx_cache, monkeypatch):
 
 
 def test_changed_weights_get_their_own_onnx(tiny_model, onnx_cache, tmp_path):
-    from vidgan.modelfile import save_model
+    from vidgan.core.modelfile import save_model
 
     generator, info = load_model(tiny_model)
     with torch.no_grad():

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from vidgan import cli, models, sysinfo
+from vidgan import cli
+from vidgan.core import models
+from vidgan.tools import info as sysinfo
 
 LIGHT = (
     "import sys, vidgan.cli; "

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidgan import demo, modelfile
-from vidgan.errors import VidganError
-from vidgan.video import VideoReader, probe
+from vidgan.pipelines import demo
+from vidgan.core import modelfile
+from vidgan.core.errors import VidganError
+from vidgan.runtime.video import VideoReader, probe
 
 
 def _decoded(path):
@@ -50,7 +51,7 @@ def test_demo_without_bundled_model_says_so(monkeypatch, tmp_path):
 
 
 def test_demo_from_a_live_source(tiny_model, clip, tmp_path):
-    from vidgan.live import open_source
+    from vidgan.pipelines.live import open_source
 
     out = tmp_path / "cam.mp4"
     result = demo.run_demo(out, model=tiny_model, source=open_source(input=clip), seconds=1,

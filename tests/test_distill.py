@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from vidgan import distill, modelfile
-from vidgan.distill import DistillConfig, temporal_loss, warp
-from vidgan.errors import VidganError
+from vidgan.train import distill
+from vidgan.core import modelfile
+from vidgan.train.distill import DistillConfig, temporal_loss, warp
+from vidgan.core.errors import VidganError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -171,7 +172,7 @@ def test_missing_teacher(vidgan_cli, photos, tmp_path):
 
 
 def test_teacher_that_is_not_photo_to_painting(vidgan_cli, photos, tmp_path):
-    from vidgan import models
+    from vidgan.core import models
 
     inverse = modelfile.save_model(tmp_path / "F.safetensors", models.build("fast", ngf=4, n_blocks=1),
                                    "fast", {"ngf": 4, "n_blocks": 1}, direction="painting->photo")

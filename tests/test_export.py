@@ -14,9 +14,9 @@ import torch
 from conftest import VANGOGH, moving_square
 from PIL import Image
 
-from vidgan import models
-from vidgan.errors import VidganError
-from vidgan.export import (
+from vidgan.core import models
+from vidgan.core.errors import VidganError
+from vidgan.runtime.export import (
     PRESETS,
     Profile,
     convert_fp16,
@@ -33,7 +33,7 @@ from vidgan.export import (
     sample_images,
     torch_reference,
 )
-from vidgan.modelfile import file_hash, load_model, save_model
+from vidgan.core.modelfile import file_hash, load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +271,7 @@ def test_cli_bad_folders_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
 
 
 def test_verification_photos_are_built_in_or_given(tmp_path):
-    from vidgan.demo import sample_photos
+    from vidgan.pipelines.demo import sample_photos
 
     images = sample_images(4, (64, 96))
     assert images.shape == (4, 3, 64, 96) and images_source() == "the built-in sample photos"
@@ -291,7 +291,7 @@ def test_cli_missing_model_is_a_user_error(tmp_path, vidgan_cli):
 
 
 def test_cli_engine_without_tensorrt_or_gpu_says_what_is_missing(tiny_model, tmp_path):
-    from vidgan.backends.trt_backend import missing_requirements
+    from vidgan.runtime.backends.trt_backend import missing_requirements
 
     missing = missing_requirements()
     if missing is None:

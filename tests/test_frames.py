@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidgan import frames
+from vidgan.runtime import frames
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -80,7 +80,7 @@ def test_pad_to_multiple_reflects_and_crop_restores():
 @pytest.mark.parametrize("h, w", [(1, 1), (3, 2), (4, 300), (300, 2)])
 def test_tiny_frames_are_padded_to_what_the_generator_needs(tiny_model, h, w):
     # the generator's reflection padding fails on sides of 4 px or less after its downsampling
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     backend = load_backend(tiny_model, "torch", "cpu")
     out = frames.Stylizer(backend)(random_frames(1, h, w))

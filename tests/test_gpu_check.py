@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidgan import models
-from vidgan.backends.trt_backend import missing_requirements
+from vidgan.core import models
+from vidgan.runtime.backends.trt_backend import missing_requirements
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 

@@ -31,11 +31,11 @@ import pytest
 import torch
 from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
-from vidgan.errors import VidganError
-from vidgan.live import SourceLost, run_live
-from vidgan.live.pipeline import Frame, Inference, LatestSlot, LiveStats, slow_hint
-from vidgan.live.server import BOUNDARY, StreamServer, parse_address
-from vidgan.live.sinks import (
+from vidgan.core.errors import VidganError
+from vidgan.pipelines.live import SourceLost, run_live
+from vidgan.pipelines.live.pipeline import Frame, Inference, LatestSlot, LiveStats, slow_hint
+from vidgan.pipelines.live.server import BOUNDARY, StreamServer, parse_address
+from vidgan.pipelines.live.sinks import (
     HELP,
     KEYS,
     Recorder,
@@ -47,7 +47,7 @@ from vidgan.live.sinks import (
     text_style,
     window_size,
 )
-from vidgan.live.sources import FileSource, available_cameras, screen_box
+from vidgan.pipelines.live.sources import FileSource, available_cameras, screen_box
 
 MARK = 16  # side of the top-left block whose grey level numbers the frame
 STEP = 5  # grey levels between consecutive frame numbers: survives h264 at crf 18
@@ -129,7 +129,7 @@ class SlowBackend:
 
 @pytest.fixture(scope="module")
 def tiny_backend(tiny_model):
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     return load_backend(tiny_model, "torch", "cpu")
 
@@ -770,7 +770,7 @@ def get(url: str) -> tuple[int, str, bytes]:
 
 
 def test_served_stream_is_stylized_jpeg_frames_for_several_viewers(tmp_path, tiny_backend):
-    from vidgan.frames import Stylizer
+    from vidgan.runtime.frames import Stylizer
 
     clip = make_clip(tmp_path / "c.mp4", frames=36, width=128, height=96, fps=24)
     inputs = [frame.image for frame in iter(FileSource(clip)._frames)]
@@ -1104,8 +1104,8 @@ def test_real_camera(tiny_backend):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 def test_two_frames_in_flight_on_cuda_come_back_whole_and_in_order(tiny_model):
-    from vidgan.backends import load_backend
-    from vidgan.frames import Stylizer
+    from vidgan.runtime.backends import load_backend
+    from vidgan.runtime.frames import Stylizer
 
     backend = load_backend(tiny_model, "torch", "cuda", "fp32")
     inference = Inference(Stylizer(backend))

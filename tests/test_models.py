@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgan import frames, models
+from vidgan.runtime import frames
+from vidgan.core import models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

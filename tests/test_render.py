@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
-from vidgan.render import FrameProgress, render_video, to_host
+from vidgan.pipelines.render import FrameProgress, render_video, to_host
 
 
 def _video(path: Path) -> dict:
@@ -41,7 +41,7 @@ def _audio_packets(path: Path) -> list[bytes]:
 def backend(tiny_model):
     """The tiny model on the CPU with one thread: on a busy 2-core machine, two spinning
     threads make each of these tiny renders a hundred times slower."""
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     threads = torch.get_num_threads()
     be = load_backend(tiny_model, "torch", "cpu")
@@ -218,7 +218,7 @@ ERRORS = {
 
 
 def _skip_if_nvenc() -> None:
-    from vidgan.video import nvenc_available
+    from vidgan.runtime.video import nvenc_available
 
     if nvenc_available():
         pytest.skip("this machine has NVENC")
@@ -249,7 +249,7 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
 
 
 def test_missing_bundled_model_is_a_user_error(tmp_path, vidgan_cli, monkeypatch):
-    from vidgan import modelfile
+    from vidgan.core import modelfile
 
     monkeypatch.setattr(modelfile, "BUNDLED", tmp_path / "missing.safetensors")
     src = make_clip(tmp_path / "in.mp4", frames=3)
@@ -299,8 +299,8 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
     script = textwrap.dedent(f"""
         import time
         import torch
-        from vidgan.backends import load_backend
-        from vidgan.render import render_video
+        from vidgan.runtime.backends import load_backend
+        from vidgan.pipelines.render import render_video
         inner = load_backend({str(tiny_model)!r}, "torch", "cpu")
         torch.set_num_threads(1)
         class Slow:
@@ -467,7 +467,7 @@ def test_random_bytes_mid_stream_are_counted(backend, tmp_path, capsys):
 
 
 def test_a_damaged_first_keyframe_starts_at_the_next_one(backend, tmp_path):
-    from vidgan.video import probe
+    from vidgan.runtime.video import probe
 
     src = _gop_clip(tmp_path / "full.mp4")
     assert [i for i, (_, _, key) in enumerate(_packet_offsets(src)) if key][:2] == [0, 12]
@@ -480,7 +480,7 @@ def test_a_damaged_first_keyframe_starts_at_the_next_one(backend, tmp_path):
 
 
 def test_live_file_source_exposes_the_frames_lost(tmp_path):
-    from vidgan.live.sources import FileSource
+    from vidgan.pipelines.live.sources import FileSource
 
     src = _gop_clip(tmp_path / "full.mp4")
     raw = src.read_bytes()
@@ -511,7 +511,7 @@ def _out_of_order_clip(path: Path, order: list[int]) -> Path:
 
 
 def test_timestamps_going_backwards_keep_a_frames_spacing(tmp_path):
-    from vidgan.video import VideoReader, probe
+    from vidgan.runtime.video import VideoReader, probe
 
     # frame 4 jumps back 3 frames, as where two clips were joined
     src = _out_of_order_clip(tmp_path / "joined.mkv", [0, 1, 2, 3, 1, 2, 3, 4])
@@ -524,7 +524,7 @@ def test_timestamps_going_backwards_keep_a_frames_spacing(tmp_path):
 
 
 def test_the_writer_puts_a_repeated_timestamp_one_frame_later(tmp_path):
-    from vidgan.video import VideoWriter
+    from vidgan.runtime.video import VideoWriter
 
     with VideoWriter(tmp_path / "out.mp4", 64, 48, Fraction(10), time_base=Fraction(1, 1000)) as w:
         for i, pts in enumerate([0, 100, 200, 200, 150, 500]):
@@ -535,7 +535,7 @@ def test_the_writer_puts_a_repeated_timestamp_one_frame_later(tmp_path):
 def test_full_disk_while_rendering_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
     from conftest import cli_code, run_with_file_limit
 
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     load_backend(tiny_model, "onnxruntime", "cpu")  # its ONNX export cached before the limit
     src = _gop_clip(tmp_path / "in.mp4", width=64, height=48)

@@ -7,15 +7,15 @@ import pytest
 from conftest import moving_square
 from PIL import Image
 
-from vidgan.errors import VidganError
-from vidgan.stylize import load_image, stylize_images, upright_size
+from vidgan.core.errors import VidganError
+from vidgan.pipelines.stylize import load_image, stylize_images, upright_size
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model):
     import torch
 
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     threads = torch.get_num_threads()
     be = load_backend(tiny_model, "torch", "cpu")
@@ -107,7 +107,7 @@ def test_existing_outputs_need_overwrite(backend, tmp_path):
 
 
 def test_no_partial_file_is_left_when_saving_fails(tmp_path, monkeypatch):
-    from vidgan import stylize
+    from vidgan.pipelines import stylize
 
     def fail(self, *args, **kwargs):
         raise OSError("disk full")
@@ -147,7 +147,7 @@ def _gradient(h=48, w=64) -> np.ndarray:
 
 
 def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
-    from vidgan.stylize import load_image
+    from vidgan.pipelines.stylize import load_image
 
     ramp = _gradient()
     Image.fromarray((ramp * 65535).astype(np.uint16)).save(tmp_path / "g16.png")
@@ -220,7 +220,7 @@ def test_an_unusable_single_image_is_one_error(tiny_model, tmp_path, vidgan_cli,
 
 
 def test_memory_is_estimated_before_allocating(tiny_model, tmp_path, vidgan_cli, monkeypatch):
-    from vidgan import frames
+    from vidgan.runtime import frames
 
     Image.fromarray(moving_square(0, 64, 48)).save(tmp_path / "in.png")
     # --height 100000 asks for a 133333x100000 frame: terabytes, on any machine
@@ -244,7 +244,7 @@ def test_memory_is_estimated_before_allocating(tiny_model, tmp_path, vidgan_cli,
 def test_full_disk_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
     from conftest import cli_code, run_with_file_limit
 
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     load_backend(tiny_model, "onnxruntime", "cpu")  # its ONNX export cached before the limit
     noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)

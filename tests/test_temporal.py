@@ -1,4 +1,4 @@
-"""Flicker reduction (vidgan.temporal) and the warping-error metric (vidgan.evaluate)."""
+"""Flicker reduction (vidgan.runtime.temporal) and the warping-error metric (vidgan.evaluation.evaluate)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import make_clip, moving_square
 
-from vidgan.errors import VidganError
-from vidgan.evaluate import format_stability, video_stability
-from vidgan.temporal import Stabilizer
+from vidgan.core.errors import VidganError
+from vidgan.evaluation.evaluate import format_stability, video_stability
+from vidgan.runtime.temporal import Stabilizer
 
 
 def textured(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:

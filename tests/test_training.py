@@ -15,8 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vidgan import modelfile, recipes, training, trainlog
-from vidgan.errors import VidganError
+from vidgan.core import modelfile
+from vidgan.train import recipes
+from vidgan.train import cyclegan as training
+from vidgan.train import trainlog
+from vidgan.core.errors import VidganError
 
 TINY_RECIPE = """
 generator = "fast"
@@ -113,7 +116,7 @@ def test_lambda_tv_makes_smoother_translations(tmp_path, recipe):
 def test_run_writes_checkpoint_samples_plot_and_model_files(
     tmp_path, recipe, dataset, monkeypatch, capsys
 ):
-    from vidgan import trainlog
+    from vidgan.train import trainlog
 
     monkeypatch.setattr(trainlog, "PLAIN_EVERY", 0.0)
     run = tmp_path / "run"
@@ -340,15 +343,16 @@ def test_torchrun_two_processes_gloo(tmp_path, recipe):
 # --- recipes and config -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted(recipes.RECIPE_DIR.glob("*.toml")), ids=lambda p: p.stem)
-def test_every_shipped_recipe_loads(path):
-    from vidgan.distill import DistillConfig
+@pytest.mark.parametrize("name", recipes.bundled_recipes())
+def test_every_shipped_recipe_loads(name):
+    from vidgan.train.distill import DistillConfig
 
+    path = recipes.recipe_path(name)
     student = "student" in recipes.tomllib.loads(path.read_text())  # a `vidgan distill` recipe
     config = DistillConfig if student else training.TrainConfig
-    cfg = recipes.load_config(config, path.stem, {"data": "somewhere"})
+    cfg = recipes.load_config(config, name, {"data": "somewhere"})
     assert cfg.recipe == path.name and cfg.data == "somewhere"
-    assert (cfg.student if student else cfg.generator) in path.stem  # vangogh-fast uses fast, ...
+    assert (cfg.student if student else cfg.generator) in name  # vangogh-fast uses fast, ...
 
 
 def test_flags_override_the_recipe():

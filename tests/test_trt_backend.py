@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidgan.backends.trt_backend import (
+from vidgan.runtime.backends.trt_backend import (
     FORMAT,
     TensorRTBackend,
     aligned,
@@ -19,9 +19,9 @@ from vidgan.backends.trt_backend import (
     profile_gap,
     sidecar_mismatch,
 )
-from vidgan.errors import VidganError
-from vidgan.export import export_model, layer_precisions, psnr, sample_images, torch_reference
-from vidgan.modelfile import file_hash, load_model
+from vidgan.core.errors import VidganError
+from vidgan.runtime.export import export_model, layer_precisions, psnr, sample_images, torch_reference
+from vidgan.core.modelfile import file_hash, load_model
 
 MISSING = missing_requirements()
 needs_trt = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
@@ -98,7 +98,7 @@ DEFAULT_PROFILE = {"min": [1, 3, 256, 256], "opt": [1, 3, 720, 1280], "max": [1,
         ((1, 2160, 3840), 4, ["not 2160x3840", "--max 2160x3840"]),  # 4K input
         ((1, 1440, 2560), 4, ["not 1440x2560", "--max 1920x2560"]),  # a 2560-wide screen
         ((2, 720, 1280), 4, ["batches of 1..1 frames, not 2", "--batch 2"]),  # --batch-size 2
-        ((1, 250, 330), 16, None),  # padded to 256x336 first, as vidgan.frames does
+        ((1, 250, 330), 16, None),  # padded to 256x336 first, as vidgan.runtime.frames does
         ((1, 230, 330), 16, ["not 240x336"]),
     ],
 )
@@ -129,8 +129,8 @@ def test_misaligned_views_are_copied_for_tensorrt():
 
 
 def test_trt_extra_matches_the_cuda_of_torchs_build():
-    from vidgan.backends.trt_backend import TRT_EXTRA_CUDA
-    from vidgan.recipes import tomllib
+    from vidgan.runtime.backends.trt_backend import TRT_EXTRA_CUDA
+    from vidgan.train.recipes import tomllib
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     (requirement,) = project["project"]["optional-dependencies"]["trt"]
@@ -145,7 +145,7 @@ def test_trt_extra_matches_the_cuda_of_torchs_build():
     (None, ["a CUDA build of torch"]),
 ])
 def test_tensorrt_install_names_the_package_for_torchs_cuda(monkeypatch, cuda, words):
-    from vidgan.backends.trt_backend import tensorrt_install
+    from vidgan.runtime.backends.trt_backend import tensorrt_install
 
     monkeypatch.setattr(torch.version, "cuda", cuda)
     text = tensorrt_install()
@@ -215,7 +215,7 @@ def test_engine_refuses_shapes_outside_its_profile(tiny_engine):
 @needs_trt
 def test_auto_skips_an_engine_whose_profile_does_not_fit(tiny_model, tiny_engine, monkeypatch,
                                                          capsys):
-    from vidgan.backends import load_backend
+    from vidgan.runtime.backends import load_backend
 
     monkeypatch.setenv("VIDGAN_ENGINES", str(tiny_engine.parent))
     assert load_backend(tiny_model, "auto", "cuda", shapes=[(2, 128, 192)]).name == "tensorrt-fp16"
@@ -264,7 +264,7 @@ def test_engine_runs_on_its_own_gpu_whatever_is_current(tiny_engine):
 def test_a_corrupt_timing_cache_is_replaced_by_a_fresh_one(tmp_path, blob):
     import tensorrt as trt
 
-    from vidgan.export import use_timing_cache
+    from vidgan.runtime.export import use_timing_cache
 
     config = trt.Builder(trt.Logger(trt.Logger.ERROR)).create_builder_config()
     path = tmp_path / "timing.cache"

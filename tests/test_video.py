@@ -1,4 +1,4 @@
-"""vidgan.video: the writer's contract (timestamps, odd sizes, atomic output), probe and reader."""
+"""vidgan.runtime.video: the writer's contract (timestamps, odd sizes, atomic output), probe and reader."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import make_clip, moving_square
 
-from vidgan import video
-from vidgan.errors import VidganError
+from vidgan.runtime import video
+from vidgan.core.errors import VidganError
 
 
 def _decoded(path):

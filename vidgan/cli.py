@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from vidgan.errors import VidganError
+from vidgan.core.errors import VidganError
 
 app = typer.Typer(
     help="Restyle photos, video files and live video as Van Gogh paintings, in real time.",
@@ -46,7 +46,7 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the clip and the .png if they exist."),
 ) -> None:
     """The first thing to run: sample photographs (or your camera) stylized into demo.mp4 and demo.png."""
-    from vidgan.demo import format_result, run_demo
+    from vidgan.pipelines.demo import format_result, run_demo
 
     model = _model(model, quality, None, realtime=True)
     print(format_result(run_demo(out, model=model, camera=camera, seconds=seconds,
@@ -76,7 +76,7 @@ def render(
     stabilize_strength: float | None = StabilizeStrengthOpt,
 ) -> None:
     """Stylize every frame of a video; timestamps and audio are kept."""
-    from vidgan.render import render_video
+    from vidgan.pipelines.render import render_video
 
     model = _model(model, quality, device, realtime=False)
     render_video(input, output, model=model, backend=backend, device=device, precision=precision,
@@ -99,7 +99,7 @@ def stylize(
     overwrite: bool = OverwriteOpt,
 ) -> None:
     """Stylize photos: one image or a folder of images (EXIF orientation honoured)."""
-    from vidgan.stylize import stylize_images
+    from vidgan.pipelines.stylize import stylize_images
 
     model = _model(model, quality, device, realtime=False)
     stylize_images(input, output, model=model, backend=backend, device=device, precision=precision,
@@ -136,8 +136,8 @@ def live(
 ) -> None:
     """Stylize a camera, the screen or a file live. Keys: q/Esc quit, s side by side,
     o original, f fullscreen, space pause, r record, i overlay, h the key list."""
-    from vidgan.live import run_live
-    from vidgan.temporal import stabilize_strength_option
+    from vidgan.pipelines.live import run_live
+    from vidgan.runtime.temporal import stabilize_strength_option
 
     model = _model(model, quality, device, realtime=True)
     run_live(camera=camera, screen=screen, monitor=monitor, region=region, input=input,
@@ -151,7 +151,7 @@ def live(
 
 @app.command()
 def train(
-    recipe: str | None = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-fast)."),
+    recipe: str | None = typer.Argument(None, help="A bundled recipe's name or a TOML file (default: vangogh-fast)."),
     data: Path | None = typer.Option(None, "--data", help="CycleGAN layout: trainA = paintings, trainB = photos."),
     data_a: Path | None = typer.Option(None, "--data-a", help="Folder of paintings (instead of --data)."),
     data_b: Path | None = typer.Option(None, "--data-b", help="Folder of photos (instead of --data)."),
@@ -172,7 +172,8 @@ def train(
     export_only: Path | None = typer.Option(None, "--export-only", help="Only write the model files of this checkpoint."),
 ) -> None:
     """Train CycleGAN generators (photo <-> painting) and write the photo -> painting model file."""
-    from vidgan import recipes, training
+    from vidgan.train import recipes
+    from vidgan.train import cyclegan as training
 
     if export_only:
         path = training.export_checkpoint(export_only)
@@ -196,7 +197,7 @@ def train(
 
 @app.command()
 def distill(
-    recipe: str | None = typer.Argument(None, help="Recipe name in train/ or a TOML file (default: vangogh-realtime)."),
+    recipe: str | None = typer.Argument(None, help="A bundled recipe's name or a TOML file (default: vangogh-realtime)."),
     teacher: Path | None = typer.Option(None, "--teacher", help="Photo -> painting model file to learn from (default: the bundled vangogh-fast)."),
     data: Path | None = typer.Option(None, "--data", help="CycleGAN layout: photos in trainB, held-out photos in valB."),
     photos: Path | None = typer.Option(None, "--photos", help="A folder of photos (instead of --data)."),
@@ -212,8 +213,8 @@ def distill(
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
 ) -> None:
     """Distil a small real-time student from a teacher model file (supervised, CPU-friendly)."""
-    from vidgan import distill as distillation
-    from vidgan import recipes
+    from vidgan.train import distill as distillation
+    from vidgan.train import recipes
 
     overrides = {
         "teacher": _str(teacher), "data": _str(data), "photos": _str(photos), "out": str(out),
@@ -229,8 +230,8 @@ def distill(
 
 def _model(model: Path | None, quality: str | None, device: str | None, realtime: bool) -> Path:
     """The model file a command runs (see modelfile.choose)."""
-    from vidgan.backends import resolve_device
-    from vidgan.modelfile import choose
+    from vidgan.runtime.backends import resolve_device
+    from vidgan.core.modelfile import choose
 
     return choose(model, quality, resolve_device(device), realtime)
 
@@ -256,7 +257,7 @@ def export(
     overwrite: bool = OverwriteOpt,
 ) -> None:
     """ONNX -> FP16 ONNX -> TensorRT engine in the cache's engines/, each checked against PyTorch."""
-    from vidgan.export import export_model
+    from vidgan.runtime.export import export_model
 
     export_model(model, out, onnx_only=onnx, fp16=fp16, preset=profile, min_shape=min_shape,
                  opt_shape=opt_shape, max_shape=max_shape, batch=batch, workspace_gib=workspace,
@@ -276,7 +277,7 @@ def eval_(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace grid.png and eval.json in --out."),
 ) -> None:
     """Held-out cycle and identity L1 and a before/after grid; or a rendering's flicker (--video)."""
-    from vidgan import evaluate
+    from vidgan.evaluation import evaluate
 
     if video or rendered:
         if video is None:
@@ -310,7 +311,7 @@ def bench(
     steps: int | None = typer.Option(None, "--steps", help="Training steps (train)."),
 ) -> None:
     """Benchmarks: a table on screen and JSON in benchmarks/results/."""
-    from vidgan import bench as benchmarks
+    from vidgan.tools import bench as benchmarks
 
     benchmarks.run_bench(
         what, model=model, backends=backend, device=device, seconds=seconds, batch=batch,
@@ -322,7 +323,7 @@ def bench(
 @app.command()
 def info(model: Path | None = ModelOpt) -> None:
     """Versions, GPU, codecs and backends; with --model, the model's size and GFLOPs."""
-    from vidgan import sysinfo
+    from vidgan.tools import info as sysinfo
 
     sysinfo.print_report(model)
 
@@ -335,7 +336,7 @@ def main() -> None:
     """The `vidgan` script: every failure ends in one line on stderr and a non-zero exit."""
     import warnings
 
-    from vidgan.errors import NO_ROOM, no_room
+    from vidgan.core.errors import NO_ROOM, no_room
 
     warnings.formatwarning = _one_line_warning
     previous = _stop_on_signals()
