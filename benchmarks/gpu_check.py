@@ -303,7 +303,7 @@ class GeneratorRows:
                     self._measure_row(backend, variant, row)
 
     def _measure_row(self, backend, variant: str, row: dict) -> None:
-        from vidgan.runtime.export import psnr
+        from vidgan.runtime.export.verify import psnr
 
         size = row["size"]
         out = measure(self.check, backend, self.inputs[size], self.gflop[size], row, self.peak)
@@ -315,7 +315,7 @@ class GeneratorRows:
 
 def unavailable(check: Check, variant: str) -> str | None:
     """Why a variant can't run on this machine at all, or None."""
-    from vidgan.runtime.backends.trt_backend import missing_requirements
+    from vidgan.runtime.export.engines import missing_requirements
 
     if check.cpu and variant in ("torch fp16", "torch CUDA graphs"):
         return "needs a CUDA GPU (--cpu rehearsal)"
@@ -349,7 +349,7 @@ def _strict_fp32(on: bool):
 
 def build_engine(path: Path, shapes: list) -> None:
     """A TensorRT FP16 engine of `path` whose profile spans the check's sizes, in engines/."""
-    from vidgan.runtime.export import export_model
+    from vidgan.runtime.export_model import export_model
 
     low, high = min(shapes), max(shapes)
     export_model(path, fp16=True, min_shape=(low[1], low[2]), opt_shape=(shapes[0][1], shapes[0][2]),

@@ -65,8 +65,8 @@ def quantize(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
 def measure(fp32: Path, int8: Path, photos: list[np.ndarray], seconds: float) -> dict:
     import onnxruntime as ort
 
-    from vidgan.runtime.backends import cpu_cores
-    from vidgan.runtime.export import psnr
+    from vidgan.core.device import cpu_cores
+    from vidgan.runtime.export.verify import psnr
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = cpu_cores()
@@ -93,7 +93,7 @@ def measure(fp32: Path, int8: Path, photos: list[np.ndarray], seconds: float) ->
 
 
 def main() -> None:
-    from vidgan.runtime.export import export_onnx
+    from vidgan.runtime.export.onnx import export_onnx
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)

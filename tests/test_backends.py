@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgan.tools import bench
-from vidgan.runtime import export
+from vidgan.runtime.backends import ort_backend as export  # where the ONNX export is called
 from vidgan.runtime import frames
 from vidgan.runtime.backends import load_backend, ort_backend
 from vidgan.runtime.backends.ort_backend import OnnxRuntimeBackend

@@ -16,23 +16,11 @@ from PIL import Image
 
 from vidgan.core import models
 from vidgan.core.errors import VidganError
-from vidgan.runtime.export import (
-    PRESETS,
-    Profile,
-    convert_fp16,
-    export_model,
-    export_onnx,
-    images_source,
-    io_dtypes,
-    make_profile,
-    onnx_metadata,
-    onnx_psnr,
-    op_precisions,
-    parse_shape,
-    psnr,
-    sample_images,
-    torch_reference,
-)
+from vidgan.runtime.export.profile import PRESETS, Profile, make_profile, parse_shape
+from vidgan.runtime.export.fp16 import convert_fp16
+from vidgan.runtime.export_model import export_model
+from vidgan.runtime.export.onnx import export_onnx, io_dtypes, onnx_metadata, op_precisions
+from vidgan.runtime.export.verify import images_source, onnx_psnr, psnr, sample_images, torch_reference
 from vidgan.core.modelfile import file_hash, load_model, save_model
 
 
@@ -261,7 +249,7 @@ def test_cli_bad_folders_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
         "out is a file": (["--out", tmp_path / "file"], "is a file"),
         "read-only out": (["--out", _read_only_folder(tmp_path) / "engines"], "output folder"),
         "photos not a folder": (["--out", tmp_path, "--photos", tmp_path / "file"], "not a folder"),
-        "photos without images": (["--out", tmp_path, "--photos", tmp_path / "empty"], "no .jpg"),
+        "photos without images": (["--out", tmp_path, "--photos", tmp_path / "empty"], "holds no .bmp"),
         "workspace nan": (["--out", tmp_path, "--workspace", "nan"], "--workspace must be"),
     }[case]
     code, _, err = vidgan_cli("export", "--model", tiny_model, "--onnx", *args)
@@ -291,7 +279,7 @@ def test_cli_missing_model_is_a_user_error(tmp_path, vidgan_cli):
 
 
 def test_cli_engine_without_tensorrt_or_gpu_says_what_is_missing(tiny_model, tmp_path):
-    from vidgan.runtime.backends.trt_backend import missing_requirements
+    from vidgan.runtime.export.engines import missing_requirements
 
     missing = missing_requirements()
     if missing is None:

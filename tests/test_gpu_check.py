@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vidgan.core import models
-from vidgan.runtime.backends.trt_backend import missing_requirements
+from vidgan.runtime.export.engines import missing_requirements
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 

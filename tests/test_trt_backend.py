@@ -9,18 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidgan.runtime.backends.trt_backend import (
-    FORMAT,
-    TensorRTBackend,
-    aligned,
-    choose_engine,
-    engines_dir,
-    missing_requirements,
-    profile_gap,
-    sidecar_mismatch,
-)
+from vidgan.runtime.export.engines import FORMAT, choose_engine, missing_requirements, profile_gap, sidecar_mismatch
+from vidgan.runtime.backends import trt_backend
+from vidgan.runtime.backends.trt_backend import TensorRTBackend, aligned
+from vidgan.core.cache import engines_dir
 from vidgan.core.errors import VidganError
-from vidgan.runtime.export import export_model, layer_precisions, psnr, sample_images, torch_reference
+from vidgan.runtime.export_model import export_model
+from vidgan.runtime.export.tensorrt import layer_precisions
+from vidgan.runtime.export.verify import psnr, sample_images, torch_reference
 from vidgan.core.modelfile import file_hash, load_model
 
 MISSING = missing_requirements()
@@ -129,7 +125,7 @@ def test_misaligned_views_are_copied_for_tensorrt():
 
 
 def test_trt_extra_matches_the_cuda_of_torchs_build():
-    from vidgan.runtime.backends.trt_backend import TRT_EXTRA_CUDA
+    from vidgan.runtime.export.engines import TRT_EXTRA_CUDA
     from vidgan.train.recipes import tomllib
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
@@ -145,7 +141,7 @@ def test_trt_extra_matches_the_cuda_of_torchs_build():
     (None, ["a CUDA build of torch"]),
 ])
 def test_tensorrt_install_names_the_package_for_torchs_cuda(monkeypatch, cuda, words):
-    from vidgan.runtime.backends.trt_backend import tensorrt_install
+    from vidgan.runtime.export.engines import tensorrt_install
 
     monkeypatch.setattr(torch.version, "cuda", cuda)
     text = tensorrt_install()
@@ -158,7 +154,7 @@ def test_without_tensorrt_or_gpu_no_engine_is_offered(tiny_model, tmp_path):
     (tmp_path / "tiny.json").write_text(json.dumps(sidecar(model_hash=file_hash(tiny_model))))
     assert choose_engine(tiny_model, directory=tmp_path) == (None, MISSING)
     with pytest.raises(VidganError, match="TensorRT engines need"):
-        TensorRTBackend.for_model(tiny_model, directory=tmp_path)
+        trt_backend.load(tiny_model, directory=tmp_path)
 
 
 # --- with TensorRT and a GPU ---------------------------------------------------------------
@@ -264,7 +260,7 @@ def test_engine_runs_on_its_own_gpu_whatever_is_current(tiny_engine):
 def test_a_corrupt_timing_cache_is_replaced_by_a_fresh_one(tmp_path, blob):
     import tensorrt as trt
 
-    from vidgan.runtime.export import use_timing_cache
+    from vidgan.runtime.export.tensorrt import use_timing_cache
 
     config = trt.Builder(trt.Logger(trt.Logger.ERROR)).create_builder_config()
     path = tmp_path / "timing.cache"

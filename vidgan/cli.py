@@ -230,7 +230,7 @@ def distill(
 
 def _model(model: Path | None, quality: str | None, device: str | None, realtime: bool) -> Path:
     """The model file a command runs (see modelfile.choose)."""
-    from vidgan.runtime.backends import resolve_device
+    from vidgan.core.device import resolve_device
     from vidgan.core.modelfile import choose
 
     return choose(model, quality, resolve_device(device), realtime)
@@ -257,7 +257,7 @@ def export(
     overwrite: bool = OverwriteOpt,
 ) -> None:
     """ONNX -> FP16 ONNX -> TensorRT engine in the cache's engines/, each checked against PyTorch."""
-    from vidgan.runtime.export import export_model
+    from vidgan.runtime.export_model import export_model
 
     export_model(model, out, onnx_only=onnx, fp16=fp16, preset=profile, min_shape=min_shape,
                  opt_shape=opt_shape, max_shape=max_shape, batch=batch, workspace_gib=workspace,

@@ -301,7 +301,7 @@ def bench_model(model: str | Path | None = None, backends=None, device: str | No
     """
     import tempfile
 
-    from vidgan.runtime.backends import resolve_device
+    from vidgan.core.device import resolve_device
 
     dev = resolve_device(device)
     names = list(backends or MODEL_DEFAULTS[dev.type])
@@ -341,7 +341,7 @@ def _bench_model_files(model, generators, scratch: Path) -> list[Path]:
 
     from vidgan.core import models
     from vidgan.runtime.backends.ort_backend import writable
-    from vidgan.runtime.backends.trt_backend import engines_dir
+    from vidgan.core.cache import engines_dir
     from vidgan.core.modelfile import resolve, save_model
 
     if model is not None:
@@ -536,7 +536,7 @@ def bench_render(model: str | Path | None = None, backends=None, device: str | N
     import tempfile
 
     from vidgan.runtime import video
-    from vidgan.runtime.backends import resolve_device
+    from vidgan.core.device import resolve_device
 
     dev = resolve_device(device)
     with tempfile.TemporaryDirectory(prefix="vidgan-bench-") as tmp:

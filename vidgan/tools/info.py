@@ -65,8 +65,8 @@ def _default_models() -> list[tuple[str, str]]:
 
 def _cache() -> str:
     """Where vidgan keeps what it builds by itself: ONNX exports and TensorRT engines."""
-    from vidgan.runtime.backends import CACHE_ENV, cache_dir
-    from vidgan.runtime.backends.trt_backend import engines_dir
+    from vidgan.core.cache import CACHE_ENV, cache_dir
+    from vidgan.core.cache import engines_dir
 
     return (f"{cache_dir()} (${CACHE_ENV} moves it); ONNX exports and TensorRT engines in "
             f"{engines_dir()}")
@@ -101,7 +101,7 @@ def _cudnn_version(v: int) -> str:
 
 
 def _tensorrt() -> str:
-    from vidgan.runtime.backends.trt_backend import NO_TRT_FASTEST, tensorrt_install
+    from vidgan.runtime.export.engines import NO_TRT_FASTEST, tensorrt_install
 
     try:
         import tensorrt

@@ -32,7 +32,9 @@ from vidgan.runtime import frames
 from vidgan.core import modelfile
 from vidgan.core import models
 from vidgan.train import recipes
-from vidgan.runtime.backends import cache_dir, load_backend, resolve_device
+from vidgan.core.cache import cache_dir
+from vidgan.runtime.backends import load_backend
+from vidgan.core.device import resolve_device
 from vidgan.core.errors import Interrupted, VidganError
 from vidgan.core.files import write_atomic
 from vidgan.train.cyclegan import StopFlag, latest_checkpoint, rng_state, set_rng_state, write_checkpoint

@@ -10,16 +10,19 @@ bound to torch tensors by pointer (IO binding), so no frame is copied on either 
 from __future__ import annotations
 
 import ctypes
-import os
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vidgan.core import modelfile
-from vidgan.runtime.backends import CACHE_ENV, cpu_cores
-from vidgan.runtime.backends.trt_backend import engines_dir
+from vidgan.core.cache import CACHE_ENV, engines_dir, writable
+from vidgan.core.device import cpu_cores
 from vidgan.core.errors import VidganError
+from vidgan.runtime.backends.registry import register
+from vidgan.runtime.export.fp16 import convert_fp16
+from vidgan.runtime.export.onnx import export_onnx
 
 GPU_HINT = ("install onnxruntime-gpu over onnxruntime: pip install 'vidgan[gpu]', then "
             "pip install --force-reinstall --no-deps onnxruntime-gpu")
@@ -61,16 +64,6 @@ class OnnxRuntimeBackend:
             self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
         half = "-fp16" if Path(onnx_path).name.endswith(".fp16.onnx") else ""
         self.name = f"onnxruntime-{device.type}{half}"
-
-    @classmethod
-    def from_file(cls, path: str | Path | None, device: torch.device, precision: str = "fp32"
-                  ) -> OnnxRuntimeBackend:
-        """The model file's cached ONNX graph (exported now if missing) behind onnxruntime."""
-        if precision == "fp16" and device.type != "cuda":
-            raise VidganError(
-                "onnxruntime runs fp16 graphs on CUDA only; use --precision fp32 on the CPU")
-        info = modelfile.read_info(modelfile.resolve(path))
-        return cls(cached_onnx(info.path, precision), info.multiple, device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous()
@@ -176,10 +169,23 @@ def _np(dtype: torch.dtype):
     return np.float16 if dtype == torch.float16 else np.float32
 
 
+def _installed(model: Path, device: torch.device, shapes) -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+@register("onnxruntime", auto={"cpu": 0}, usable=_installed)
+def load(model: Path, device: torch.device, precision: str = "fp32", shapes=()
+         ) -> OnnxRuntimeBackend:
+    """The model file's cached ONNX graph (exported now if missing) behind onnxruntime."""
+    if precision == "fp16" and device.type != "cuda":
+        raise VidganError(
+            "onnxruntime runs fp16 graphs on CUDA only; use --precision fp32 on the CPU")
+    info = modelfile.read_info(model)
+    return OnnxRuntimeBackend(cached_onnx(info.path, precision), info.multiple, device)
+
+
 def cached_onnx(model_path: str | Path, precision: str = "fp32") -> Path:
     """The ONNX graph of a model file, exported (and for fp16 converted) only on first use."""
-    from vidgan.runtime import export
-
     source = Path(model_path)
     base = f"{source.stem}-{modelfile.file_hash(source)}"
     name = f"{base}.fp16.onnx" if precision == "fp16" else f"{base}.onnx"
@@ -190,14 +196,6 @@ def cached_onnx(model_path: str | Path, precision: str = "fp32") -> Path:
         raise VidganError(f"cannot write the ONNX export of {source.name} to the cache folder "
                           f"{folder}; set {CACHE_ENV} to a writable folder")
     if precision != "fp16":
-        return export.export_onnx(source, folder / name)
-    return export.convert_fp16(cached_onnx(source, "fp32"), folder / name)
+        return export_onnx(source, folder / name)
+    return convert_fp16(cached_onnx(source, "fp32"), folder / name)
 
-
-def writable(folder: Path) -> bool:
-    """Whether files can be written in `folder`, creating it if needed."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(folder, os.W_OK)

@@ -3,13 +3,12 @@ optionally compiled (torch.compile) and replayed from CUDA graphs captured per i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from vidgan.core import modelfile
-from vidgan.runtime.backends import cpu_cores
+from vidgan.core.device import cpu_cores
 from vidgan.core.errors import VidganError
+from vidgan.runtime.backends.registry import register
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -46,12 +45,6 @@ class TorchBackend:
         self.name = (f"torch-{device.type}-{precision}" + "-compiled" * compile
                      + "-cudagraphs" * cuda_graphs)
 
-    @classmethod
-    def from_file(cls, path: str | Path | None, device: torch.device, precision: str,
-                  compile: bool = False, cuda_graphs: bool = False) -> TorchBackend:
-        generator, info = modelfile.load_model(path)
-        return cls(generator, info.multiple, device, precision, compile, cuda_graphs)
-
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=self.memory_format)  # a no-op for frames.normalize's output
@@ -82,3 +75,10 @@ class TorchBackend:
         with torch.cuda.graph(graph):
             static_out = self.model(static_in)
         return graph, static_in, static_out
+
+
+@register("torch", auto={"cuda": 1, "cpu": 1}, options=("compile", "cuda_graphs"))
+def load(model, device: torch.device, precision: str, shapes=(), compile: bool = False,
+         cuda_graphs: bool = False) -> TorchBackend:
+    generator, info = modelfile.load_model(model)
+    return TorchBackend(generator, info.multiple, device, precision, compile, cuda_graphs)
