@@ -461,8 +461,8 @@ def render_row(check: Check, row: dict) -> None:
         _fail([row], why)
         return
     with attempt(row):
-        from vidgan.tools.bench import _bare_codec_fps
         from vidgan.pipelines.render import render_video
+        from vidgan.tools.bench import _bare_codec_fps
 
         clip = make_clip(check.work / "render-in.mp4", width, height, 30, frames)
         codec = _bare_codec_fps(clip, frames)
@@ -512,8 +512,8 @@ def train_rows(check: Check, row: dict, resume: dict) -> None:
         _fail([row, resume], why)
         return
     with attempt(row, resume):
-        from vidgan.train import recipes
         from vidgan.train import cyclegan as training
+        from vidgan.train import recipes
 
         run = check.work / "train"
         overrides = {"data": str(training_images(check)), "out": str(run), "max_steps": steps,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from vidgan.tools import bench
 from vidgan.core import modelfile
+from vidgan.tools import bench
 from vidgan.train import trainlog
 
 REPO = Path(__file__).resolve().parents[1]

@@ -63,6 +63,7 @@ def _write_grid(by_teacher, by_student, path: Path, rows: int = 6) -> None:
 
 def flicker(student: Path, teacher: Path, seconds: float, width: int = 320) -> dict:
     from vidgan.evaluation.evaluate import video_stability
+
     from vidgan.pipelines.render import render_video
 
     rows = {}
@@ -135,8 +136,7 @@ def card(run: Path, bundle: bool, notes: str) -> Path:
 
 
 def _header(target: Path, info) -> str:
-    from vidgan.core import modelfile
-    from vidgan.core import models
+    from vidgan.core import modelfile, models
 
     teacher = modelfile.BUNDLED
     net, big = info.build(), modelfile.read_info(teacher).build()

@@ -12,13 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidgan.tools import bench
-from vidgan.runtime.backends import ort_backend as export  # where the ONNX export is called
-from vidgan.runtime import frames
-from vidgan.runtime.backends import load_backend, ort_backend
-from vidgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 from vidgan.core.errors import VidganError
 from vidgan.core.modelfile import load_model
+from vidgan.runtime import frames
+from vidgan.runtime.backends import load_backend, ort_backend
+from vidgan.runtime.backends import ort_backend as export  # where the ONNX export is called
+from vidgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+from vidgan.tools import bench
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible")

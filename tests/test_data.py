@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vidgan.train import data
 from vidgan.core.errors import VidganError
+from vidgan.train import data
 
 
 def write_images(folder: Path, n: int, size=(48, 40), seed: int = 0) -> list[Path]:

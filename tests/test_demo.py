@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidgan.pipelines import demo
 from vidgan.core import modelfile
 from vidgan.core.errors import VidganError
+from vidgan.pipelines import demo
 from vidgan.runtime.video import VideoReader, probe
 
 

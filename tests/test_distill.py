@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from vidgan.train import distill
 from vidgan.core import modelfile
-from vidgan.train.distill import DistillConfig, temporal_loss, warp
 from vidgan.core.errors import VidganError
+from vidgan.train import distill
+from vidgan.train.distill import DistillConfig, temporal_loss, warp
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

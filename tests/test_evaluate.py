@@ -12,10 +12,10 @@ import torch
 from conftest import make_clip
 from PIL import Image
 
-from vidgan.evaluation import evaluate
-from vidgan.runtime import frames
 from vidgan.core import modelfile
 from vidgan.core.errors import VidganError
+from vidgan.evaluation import evaluate
+from vidgan.runtime import frames
 
 
 def _images(folder, n, seed):

@@ -16,12 +16,18 @@ from PIL import Image
 
 from vidgan.core import models
 from vidgan.core.errors import VidganError
-from vidgan.runtime.export.profile import PRESETS, Profile, make_profile, parse_shape
-from vidgan.runtime.export.fp16 import convert_fp16
-from vidgan.runtime.export_model import export_model
-from vidgan.runtime.export.onnx import export_onnx, io_dtypes, onnx_metadata, op_precisions
-from vidgan.runtime.export.verify import images_source, onnx_psnr, psnr, sample_images, torch_reference
 from vidgan.core.modelfile import file_hash, load_model, save_model
+from vidgan.runtime.export.fp16 import convert_fp16
+from vidgan.runtime.export.onnx import export_onnx, io_dtypes, onnx_metadata, op_precisions
+from vidgan.runtime.export.profile import PRESETS, Profile, make_profile, parse_shape
+from vidgan.runtime.export.verify import (
+    images_source,
+    onnx_psnr,
+    psnr,
+    sample_images,
+    torch_reference,
+)
+from vidgan.runtime.export_model import export_model
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgan.core import modelfile
-from vidgan.core import models
+from vidgan.core import modelfile, models
 from vidgan.core.errors import VidganError
 
 KWARGS = {"ngf": 4, "n_blocks": 1}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgan.runtime import frames
 from vidgan.core import models
+from vidgan.runtime import frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

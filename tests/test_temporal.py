@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_clip, moving_square
+from vidgan.evaluation.evaluate import format_stability, video_stability
 
 from vidgan.core.errors import VidganError
-from vidgan.evaluation.evaluate import format_stability, video_stability
 from vidgan.runtime.temporal import Stabilizer
 
 

@@ -16,10 +16,9 @@ import torch
 from PIL import Image
 
 from vidgan.core import modelfile
-from vidgan.train import recipes
-from vidgan.train import cyclegan as training
-from vidgan.train import trainlog
 from vidgan.core.errors import VidganError
+from vidgan.train import cyclegan as training
+from vidgan.train import recipes, trainlog
 
 TINY_RECIPE = """
 generator = "fast"

@@ -9,15 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidgan.runtime.export.engines import FORMAT, choose_engine, missing_requirements, profile_gap, sidecar_mismatch
-from vidgan.runtime.backends import trt_backend
-from vidgan.runtime.backends.trt_backend import TensorRTBackend, aligned
 from vidgan.core.cache import engines_dir
 from vidgan.core.errors import VidganError
-from vidgan.runtime.export_model import export_model
+from vidgan.core.modelfile import file_hash, load_model
+from vidgan.runtime.backends import trt_backend
+from vidgan.runtime.backends.trt_backend import TensorRTBackend, aligned
+from vidgan.runtime.export.engines import (
+    FORMAT,
+    choose_engine,
+    missing_requirements,
+    profile_gap,
+    sidecar_mismatch,
+)
 from vidgan.runtime.export.tensorrt import layer_precisions
 from vidgan.runtime.export.verify import psnr, sample_images, torch_reference
-from vidgan.core.modelfile import file_hash, load_model
+from vidgan.runtime.export_model import export_model
 
 MISSING = missing_requirements()
 needs_trt = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import make_clip, moving_square
 
-from vidgan.runtime import video
 from vidgan.core.errors import VidganError
+from vidgan.runtime import video
 
 
 def _decoded(path):

@@ -7,7 +7,8 @@ and eval rebuild the generator from it with no architecture flags.
     multiple       the spatial multiple H and W must have ("4")
     normalization  how pixels map to the model's range: x / 127.5 - 1 (read back by runners)
     direction      "photo->painting"
-    config         the resolved training config (JSON)
+    config         the recipe it was trained with (JSON, see recipe_of): {"version": 2,
+                   "recipe": {...}}; files from before version 2 hold every field, flat
     training       epochs, steps, time and final losses (JSON)
 """
 
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 from torch import nn
 
 from vidgan.core import models
@@ -47,6 +50,11 @@ class ModelInfo:
     path: Path | None = None
     normalization: Normalization = TRAINING
 
+    @property
+    def recipe(self) -> dict:
+        """The recipe fields the generator was trained with (see recipe_of)."""
+        return recipe_of(self.config)
+
     def build(self) -> nn.Module:
         return models.build(self.arch, **self.kwargs)
 
@@ -71,7 +79,6 @@ def save_model(
     normalization: Normalization = TRAINING,
 ) -> Path:
     """Write the generator and its description atomically (vidgan.core.files.write_atomic)."""
-    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +95,15 @@ def save_model(
     return write_atomic(path, save(state, metadata=metadata))
 
 
+CONFIG_VERSION = 2  # {"version": 2, "recipe": {...}, "run": {...}}; a model file keeps no "run"
+
+
+def recipe_of(config: dict) -> dict:
+    """The recipe fields of a saved config, whatever its version: version 2 keeps them apart
+    from the run's (paths, device); version 1 (no "version") is one flat dict of both."""
+    return config.get("recipe", {}) if "version" in config else config
+
+
 def read_info(path: str | Path) -> ModelInfo:
     """Read and check a model file's description without loading its weights.
 
@@ -96,7 +112,6 @@ def read_info(path: str | Path) -> ModelInfo:
     not know or whose builder refuses the keywords, a multiple that is not the architecture's,
     tensors whose names or shapes differ from the generator the architecture builds.
     """
-    from safetensors import safe_open
 
     path = _existing(path)
     try:
@@ -187,7 +202,6 @@ def _first_line(exc: BaseException) -> str:
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
     """Rebuild the generator described by a model file; float32, eval mode, on `device`."""
-    from safetensors.torch import load_file
 
     info = read_info(resolve(path))
     generator = info.build()

@@ -8,6 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
+
 
 def on_terminal() -> bool:
     return sys.stderr.isatty()
@@ -48,10 +52,6 @@ class Progress:
             say(f"{first_line}; a progress line every {every:.0f} s")
 
     def _start_bar(self) -> None:
-        from rich.console import Console  # the bar only: a plain run never needs rich
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as Bar
-
         self.bar = Bar(TextColumn(f"[bold]{self.label}[/]"), BarColumn(), MofNCompleteColumn(),
                        TextColumn(f"{self.unit}  {{task.fields[rate]:.2f}}/s"),
                        TimeRemainingColumn(), TextColumn("{task.fields[brief]}"),
@@ -60,7 +60,7 @@ class Progress:
                                       rate=0.0, brief="")
         self.bar.start()
 
-    def __enter__(self) -> Progress:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -103,7 +103,6 @@ class Progress:
 def status(what: str, say: Callable[[str], None] = say_on_stderr) -> Iterator[None]:
     """Work that can't be counted: a spinner with elapsed time on a terminal, else one line."""
     if on_terminal():
-        from rich.console import Console
 
         with Console(stderr=True).status(f"{what}..."):
             yield

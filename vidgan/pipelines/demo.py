@@ -9,18 +9,28 @@ and demo.png: a few frames before (top row) and after (bottom row).
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 
 from vidgan.core.errors import Interrupted, VidganError
+from vidgan.core.files import write_atomic
+from vidgan.core.images import sample_photos
+from vidgan.pipelines.live import open_source, run_live
+from vidgan.pipelines.render import render_video
+from vidgan.runtime.frames import processing_size
+from vidgan.runtime.stylizer import Stylizer
+from vidgan.runtime.video import VideoReader, VideoWriter, probe
 
-SAMPLES = ("rocket", "coffee", "chelsea")  # outdoor scene first: the model's home ground
 CLIP_SIZE = (640, 360)  # (W, H)
 CLIP_FPS = 24
 HEIGHT = 256  # processing height: a few seconds of clip stay quick on a 2-core CPU
@@ -38,22 +48,36 @@ class DemoResult:
     model: str  # the model file's name
 
 
-def run_demo(out: str | Path = "demo.mp4", *, model: str | Path | None = None,
-             camera: str | None = None, seconds: float = 4.0, size: tuple[int, int] = CLIP_SIZE,
-             fps: int = CLIP_FPS, height: int | None = HEIGHT, device: str | None = None,
+def run_demo(out: str | Path, stylizer: Stylizer, *, camera: str | None = None,
+             seconds: float = 4.0, size: tuple[int, int] = CLIP_SIZE, fps: int = CLIP_FPS,
              source=None, overwrite: bool = False) -> DemoResult:
     """Write `out` (the stylized clip) and `out` with .png (before above after); an existing
     one of them is a VidganError unless `overwrite`.
 
-    model: a model file (None: the bundled one). camera: record `seconds` of this camera (index,
-    device path or URL) through the live pipeline; `source` (a vidgan.pipelines.live Source) does the same
-    for any source. Otherwise the clip is `seconds` long, `size` (W, H) at `fps`, built from
-    scikit-image's sample photographs. height: the model's processing height (None: full size).
+    camera: record `seconds` of this camera (index, device path or URL) through the live
+    pipeline; `source` (a vidgan.pipelines.live Source) does the same for any source. Otherwise
+    the clip is `seconds` long, `size` (W, H) at `fps`, built from scikit-image's sample
+    photographs. The stylizer's processing height applies (the CLI's: HEIGHT).
     """
-    from vidgan.core import modelfile
-
     out = Path(out)
-    model = modelfile.resolve(model)  # a missing bundled model fails before any work
+    check_options(out, seconds, overwrite)
+    existing = [p for p in (out, out.with_suffix(".png")) if p.exists()]
+    began = time.perf_counter()
+    try:
+        if camera is not None or source is not None:
+            count, image = _live_demo(out, stylizer, source or open_source(camera=str(camera)),
+                                      seconds)
+        else:
+            count, image = _clip_demo(out, stylizer, seconds, size, fps)
+    except KeyboardInterrupt:
+        kept = [p.name for p in (out, out.with_suffix(".png")) if p.exists() and p not in existing]
+        raise Interrupted(f"interrupted: {' and '.join(kept) if kept else 'nothing'} written"
+                          ) from None
+    return DemoResult(out, image, count, time.perf_counter() - began, stylizer.model_name)
+
+
+def check_options(out: Path, seconds: float, overwrite: bool) -> None:
+    """User errors in the demo's options, before any work."""
     if not 0 < seconds <= MAX_SECONDS:  # NaN too
         raise VidganError(f"--seconds must be more than 0 and at most {MAX_SECONDS}, not {seconds}")
     if out.suffix.lower() not in (".mp4", ".mkv", ".mov"):
@@ -64,17 +88,11 @@ def run_demo(out: str | Path = "demo.mp4", *, model: str | Path | None = None,
     if existing and not overwrite:
         raise VidganError(f"{existing[0]} already exists; pass --overwrite to replace "
                           f"{' and '.join(str(p) for p in existing)}")
-    began = time.perf_counter()
-    try:
-        if camera is not None or source is not None:
-            count, image = _live_demo(out, model, camera, source, seconds, height, device)
-        else:
-            count, image = _clip_demo(out, model, seconds, size, fps, height, device)
-    except KeyboardInterrupt:
-        kept = [p.name for p in (out, out.with_suffix(".png")) if p.exists() and p not in existing]
-        raise Interrupted(f"interrupted: {' and '.join(kept) if kept else 'nothing'} written"
-                          ) from None
-    return DemoResult(out, image, count, time.perf_counter() - began, model.name)
+
+
+def clip_shapes(size: tuple[int, int] = CLIP_SIZE, height: int | None = HEIGHT) -> list[tuple]:
+    """The (1, H, W) frames the built-in clip runs at, for choosing a backend."""
+    return [(1, *processing_size(size[1], size[0], height))]
 
 
 def format_result(result: DemoResult) -> str:
@@ -85,13 +103,6 @@ def format_result(result: DemoResult) -> str:
 # --- the built-in clip ----------------------------------------------------------------------
 
 
-def sample_photos() -> list[np.ndarray]:
-    """scikit-image's sample photographs SAMPLES, as (H, W, 3) uint8 RGB."""
-    import skimage.data
-
-    return [getattr(skimage.data, name)() for name in SAMPLES]
-
-
 def clip_frame(photos: list[np.ndarray], index: int, total: int,
                size: tuple[int, int] = CLIP_SIZE) -> np.ndarray:
     """Frame `index` of `total`: (H, W, 3) uint8 at `size` (W, H).
@@ -100,8 +111,6 @@ def clip_frame(photos: list[np.ndarray], index: int, total: int,
     clip's aspect that zooms in (even shots) or out (odd ones) while it pans sideways, eased
     at both ends. Sub-pixel placement keeps the motion smooth.
     """
-    import cv2
-
     share = total / len(photos)
     shot = min(int(index / share), len(photos) - 1)
     t = (index - shot * share) / max(share - 1, 1)
@@ -124,8 +133,6 @@ def clip_frame(photos: list[np.ndarray], index: int, total: int,
 def write_clip(path: Path, seconds: float, size: tuple[int, int] = CLIP_SIZE,
                fps: int = CLIP_FPS) -> int:
     """The sample-photo clip as a video file (near-lossless H.264); returns its frame count."""
-    from vidgan.runtime.video import VideoWriter
-
     photos = sample_photos()
     total = max(1, round(seconds * fps))
     with VideoWriter(path, *size, rate=Fraction(fps), crf=10) as writer:
@@ -134,16 +141,12 @@ def write_clip(path: Path, seconds: float, size: tuple[int, int] = CLIP_SIZE,
     return total
 
 
-def _clip_demo(out: Path, model: Path, seconds: float, size: tuple[int, int], fps: int,
-               height: int | None, device: str | None) -> tuple[int, Path]:
-    from vidgan.pipelines.render import render_video
-    from vidgan.runtime.video import VideoReader, probe
-
+def _clip_demo(out: Path, stylizer: Stylizer, seconds: float, size: tuple[int, int],
+               fps: int) -> tuple[int, Path]:
     with tempfile.TemporaryDirectory(prefix="vidgan-demo-") as tmp:
         source = Path(tmp) / "photos.mp4"
         total = write_clip(source, seconds, size, fps)
-        result = render_video(source, out, model=model, device=device, height=height,
-                              overwrite=True)
+        result = render_video(source, out, stylizer, overwrite=True)
         picks = _still_indices(total)
         before = _frames_at(VideoReader(probe(source)), picks)
     after = _frames_at(VideoReader(probe(out)), picks)
@@ -168,13 +171,6 @@ def _frames_at(reader, indices: list[int]) -> list[np.ndarray]:
 def _write_stills(before: list[np.ndarray], after: list[np.ndarray], path: Path,
                   height: int = 240) -> Path:
     """One PNG: `before` frames in the top row, `after` below, each `height` px tall."""
-    import io
-
-    import cv2
-    from PIL import Image
-
-    from vidgan.core.files import write_atomic
-
     def row(images):
         return np.hstack([cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height),
                                      interpolation=cv2.INTER_AREA) for im in images])
@@ -224,23 +220,14 @@ class _KeepStills:
         self.source.close()
 
 
-def _live_demo(out: Path, model: Path, camera: str | None, source, seconds: float,
-               height: int | None, device: str | None) -> tuple[int, Path]:
-    import os
-
-    from vidgan.runtime.backends import load_backend
-    from vidgan.runtime.frames import Stylizer
-    from vidgan.pipelines.live import open_source, run_live
-
-    backend = load_backend(model, device=device)
-    keeper = _KeepStills(source or open_source(camera=str(camera)), every=seconds / STILLS)
+def _live_demo(out: Path, stylizer: Stylizer, source, seconds: float) -> tuple[int, Path]:
+    keeper = _KeepStills(source, every=seconds / STILLS)
     recording = out.with_name(f"{out.stem}.recording{out.suffix}")
-    stats = run_live(keeper, backend=backend, height=height, window=False, record=recording,
-                     overwrite=True, duration=seconds, stats_every=None)
+    stats = run_live(keeper, stylizer, window=False, record=recording, overwrite=True,
+                     duration=seconds, stats_every=None)
     if not recording.exists():
         raise VidganError(f"{keeper.name} gave no frames: nothing recorded")
-    os.replace(recording, out)
+    os.replace(recording, out)  # complete already: the recorder wrote it under a temporary name
     stills = keeper.kept or [keeper.last]
-    stylize = Stylizer(backend, height)
-    after = [stylize(image)[0].cpu().numpy() for image in stills]
+    after = [stylizer(image)[0].cpu().numpy() for image in stills]
     return stats.shown, _write_stills(stills, after, out.with_suffix(".png"))

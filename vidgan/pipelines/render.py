@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidgan.runtime import frames
-from vidgan.runtime import video
 from vidgan.core.errors import Interrupted, VidganError
+from vidgan.core.progress import Progress
+from vidgan.runtime import frames, video
+from vidgan.runtime.stylizer import Stylizer
 
 _END = object()  # sentinel closing a queue
 
@@ -43,12 +43,8 @@ class RenderResult:
 def render_video(
     input: str | Path,
     output: str | Path,
+    stylizer: Stylizer,
     *,
-    model: str | Path | None = None,
-    backend="auto",
-    device: str | None = None,
-    precision: str = "auto",
-    height: int | None = None,
     output_height: int | None = None,
     batch_size: int = 1,
     codec: str = "h264",
@@ -58,25 +54,17 @@ def render_video(
     duration: float | None = None,
     side_by_side: bool = False,
     overwrite: bool = False,
-    stabilize: bool = False,
-    stabilize_strength: float | None = None,
     progress: bool = True,
 ) -> RenderResult:
-    """Stylize every frame of `input` into `output`, keeping timestamps and audio.
+    """Stylize every frame of `input` into `output` with `stylizer`, keeping timestamps and audio.
 
-    backend: a name for vidgan.runtime.backends.load_backend ("auto", "torch", ...) or a Backend object;
-    model, device and precision go to load_backend.
-    height: the processing height (None: the video's own); output_height: the output's height
-    (None: the input's size). start/duration: seconds. side_by_side: before | after, twice as
-    wide. stabilize: reduce flicker with vidgan.runtime.temporal.Stabilizer(stabilize_strength, default
-    0.7; giving a strength without `stabilize` is an error, not silently ignored).
-    Frames of the input that cannot be decoded are counted and reported (RenderResult.lost).
+    output_height: the output's height (None: the input's size). start/duration: seconds.
+    side_by_side: before | after, twice as wide. The stylizer's processing height and
+    stabilizer apply. Frames of the input that cannot be decoded are counted and reported
+    (RenderResult.lost).
     """
-    from vidgan.runtime.temporal import stabilize_strength_option
-
     src, dst = Path(input), Path(output)
     check_paths(src, dst, overwrite)
-    strength = stabilize_strength_option(stabilize, stabilize_strength)
     if batch_size < 1:
         raise VidganError(f"--batch-size must be at least 1, not {batch_size}")
     video.encoder_name(codec)
@@ -93,20 +81,18 @@ def render_video(
             audio_start=reader.begin if start else None,
             audio_end=reader.end or info.end,  # audio past the last frame is dropped
         ) as writer:
-            shape = (batch_size, *frames.processing_size(info.height, info.width, height))
-            be = _backend(backend, model, device, precision, shape)
-            _check_memory(info, height, batch_size, model, backend, be)
-            stylize = _FrameStylizer(be, height, (out_h, out_w), side_by_side,
-                                     strength if stabilize else None)
+            stylizer.check_memory(info.height, info.width, batch_size,
+                                  what=f"a batch of {batch_size} frame(s)" if batch_size > 1 else "a frame")
+            stylize = _frame_stylizer(stylizer, (out_h, out_w), side_by_side)
             began = time.perf_counter()
-            with FrameProgress("render", reader.expected, enabled=progress) as bar:
+            with Progress("render", reader.expected, enabled=progress) as bar:
                 _run(reader, stylize, writer, batch_size, bar)
     except KeyboardInterrupt:
         done = f" after {writer.count} of {reader.expected or '?'} frames" if writer else ""
         raise Interrupted(f"interrupted{done}: {dst} was not written (it appears only when "
                           "complete)") from None
-    result = RenderResult(dst, writer.count, time.perf_counter() - began, be.name, be.model_name,
-                          reader.lost)
+    result = RenderResult(dst, writer.count, time.perf_counter() - began, stylizer.name,
+                          stylizer.model_name, reader.lost)
     if reader.lost:
         of = f" of {reader.expected}" if reader.expected else ""
         video.warn(f"{reader.lost}{of} frames of {src.name} could not be decoded (the file is "
@@ -115,6 +101,16 @@ def render_video(
         print(f"rendered {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps, "
               f"{result.backend}, {result.model}) -> {dst}")
     return result
+
+
+def planned_shapes(input: str | Path, height: int | None, batch_size: int = 1) -> list[tuple]:
+    """The (N, H, W) batches rendering `input` runs, for choosing a backend (load_backend's
+    shapes); [] when `input` can't be probed (render_video then says why)."""
+    try:
+        info = video.probe(Path(input))
+    except VidganError:
+        return []
+    return [(batch_size, *frames.processing_size(info.height, info.width, height))]
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
@@ -131,20 +127,6 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         raise VidganError(f"the output folder {dst.parent} does not exist")
 
 
-def _check_memory(info: video.VideoInfo, height: int | None, batch_size: int, model, backend,
-                  be) -> None:
-    """Refuse a processing size that cannot fit, before the first frame is decoded. With a
-    Backend object and no `model`, the architecture is unknown and this is skipped."""
-    from vidgan.core import modelfile
-
-    if not isinstance(backend, str) and model is None:
-        return
-    per_pixel = modelfile.read_info(modelfile.resolve(model)).bytes_per_pixel()
-    h, w = frames.processing_size(info.height, info.width, height)
-    frames.check_memory(h, w, per_pixel, be.device, batch_size,
-                        what=f"a batch of {batch_size} frame(s)" if batch_size > 1 else "a frame")
-
-
 def _span(info: video.VideoInfo, start: float | None, duration: float | None):
     start = start or 0.0
     for name, value in (("--start", start), ("--duration", duration)):
@@ -159,45 +141,20 @@ def _span(info: video.VideoInfo, start: float | None, duration: float | None):
     return start, duration
 
 
-def _backend(backend, model, device, precision, shape: tuple[int, int, int]):
-    if not isinstance(backend, str):
-        return backend
-    from vidgan.runtime.backends import load_backend
+def _frame_stylizer(stylizer: Stylizer, size: tuple[int, int], side_by_side: bool):
+    """A batch of uint8 frames -> the uint8 frames to encode (at `size`, on the stylizer's
+    device): stylized, with the original on the left if side by side."""
+    if not side_by_side:
+        return lambda images: stylizer(images, size)
 
-    return load_backend(model, backend, device, precision, shapes=[shape])
+    def both(images):
+        return frames.side_by_side(*stylizer.pair(images, size))
 
-
-class _FrameStylizer:
-    """A batch of uint8 frames -> the uint8 frames to encode, on the backend's device:
-    stylized (and stabilized, frame by frame), with the original on the left if side by side."""
-
-    def __init__(self, backend, height: int | None, size: tuple[int, int], side_by_side: bool,
-                 stabilize_strength: float | None):
-        self.device = backend.device
-        self.stylizer = frames.Stylizer(backend, height, size)
-        self.size = size
-        self.side_by_side = side_by_side
-        self.stabilizer = None
-        if stabilize_strength is not None:
-            from vidgan.runtime.temporal import Stabilizer
-
-            self.stabilizer = Stabilizer(strength=stabilize_strength, device=backend.device)
-
-    def __call__(self, images: np.ndarray) -> torch.Tensor:
-        x = frames.as_tensor(images, self.device)
-        y = self.stylizer(x)
-        if self.stabilizer is None and not self.side_by_side:
-            return y
-        original = frames.resize_frames(x, self.size)
-        if self.stabilizer is not None:
-            for i in range(len(y)):
-                y[i] = self.stabilizer(original[i], y[i])
-        return torch.cat([original, y], dim=2) if self.side_by_side else y
+    return both
 
 
 class _Stopped(Exception):
     """Raised in a stage when another stage failed or the user interrupted."""
-
 
 class _Pipes:
     """Bounded queues between the stages, a shared stop flag and the first error of a stage.
@@ -234,8 +191,8 @@ class _Pipes:
         self.stop.set()
 
 
-def _run(reader: video.VideoReader, stylize: _FrameStylizer, writer: video.VideoWriter,
-         batch_size: int, bar: FrameProgress) -> None:
+def _run(reader: video.VideoReader, stylize, writer: video.VideoWriter,
+         batch_size: int, bar: Progress) -> None:
     pipes = _Pipes(batch_size)
     threads = [
         threading.Thread(target=_stage, args=(pipes, _decode, reader), name="decode", daemon=True),
@@ -308,7 +265,7 @@ def to_host(images: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None
     return host, done
 
 
-def _encode(pipes: _Pipes, writer: video.VideoWriter, bar: FrameProgress) -> None:
+def _encode(pipes: _Pipes, writer: video.VideoWriter, bar: Progress) -> None:
     while (item := pipes.get(pipes.stylized)) is not _END:
         images, done, stamps = item
         if done is not None:
@@ -317,55 +274,3 @@ def _encode(pipes: _Pipes, writer: video.VideoWriter, bar: FrameProgress) -> Non
             writer.write(image, pts, duration)
             bar.advance()
     pipes.stop.set()  # done: lets the main thread stop waiting
-
-
-class FrameProgress:
-    """Progress of counted work: a rich bar (count, rate, ETA) when stderr is a terminal, a
-    plain line every `every` seconds otherwise. One thread calls `advance()`, any thread."""
-
-    def __init__(self, label: str, total: int | None, unit: str = "frames", enabled: bool = True,
-                 every: float = 5.0):
-        self.label, self.total, self.unit, self.enabled, self.every = label, total, unit, enabled, every
-        self.count = 0
-        self.bar = None
-
-    def __enter__(self):
-        self.began = self.last_line = time.perf_counter()
-        if self.enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn(f"[bold]{self.label}[/]"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn(f"{self.unit}  {{task.fields[rate]:.1f}}/s"),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(self.label, total=self.total, rate=0.0)
-            self.bar.start()
-        return self
-
-    def advance(self, n: int = 1) -> None:
-        self.count += n
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        rate = self.count / max(now - self.began, 1e-9)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.count, rate=rate)
-        elif now - self.last_line >= self.every:
-            self.last_line = now
-            print(self._line(rate), file=sys.stderr, flush=True)
-
-    def _line(self, rate: float) -> str:
-        if not self.total:
-            return f"{self.label}: {self.count} {self.unit}, {rate:.1f}/s"
-        eta = max(self.total - self.count, 0) / max(rate, 1e-9)
-        return f"{self.label}: {self.count}/{self.total} {self.unit}, {rate:.1f}/s, ETA {eta:.0f} s"
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -9,16 +9,23 @@ small, animated, unreadable, too big for memory) is an error, or in a folder ski
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidgan.core.errors import Interrupted, VidganError
+from vidgan.core.files import write_atomic
+from vidgan.core.images import is_image_name, suffix_list
+from vidgan.core.progress import Progress
+from vidgan.runtime import frames
+from vidgan.runtime.stylizer import Stylizer
+from vidgan.runtime.video import warn
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}  # output formats that keep an alpha channel
 # Smaller images are refused: a 3x2 "photo" has nothing to paint (frames.MIN_SIDE pads what
 # the model needs; this is about what is worth stylizing).
@@ -48,47 +55,28 @@ class Picture:
     alpha: np.ndarray | None  # (H, W) uint8 when the image has transparency
 
 
-def stylize_images(input: str | Path, output: str | Path, *, model: str | Path | None = None,
-                   backend="auto", device: str | None = None, precision: str = "auto",
-                   height: int | None = None, side_by_side: bool = False, overwrite: bool = False,
+def stylize_images(input: str | Path, output: str | Path, stylizer: Stylizer, *,
+                   side_by_side: bool = False, overwrite: bool = False,
                    progress: bool = True) -> StylizeResult:
     """Stylize an image file, or every image in a folder (not its subfolders), into `output`.
 
-    backend: a name for vidgan.runtime.backends.load_backend or a Backend object (then `model`, if
-    given, is only used to estimate the memory an image needs).
     input file -> output file (its extension picks the format) or into an existing folder;
-    input folder -> output folder (created if missing), same file names.
-    height: processing height in pixels (None: each image's own); outputs keep the input's size.
-    side_by_side: write before | after, twice as wide.
-    Transparency is kept where the output format takes it (PNG, WebP, TIFF). In a folder, an
-    image that cannot be stylized (unreadable, tiny, animated, too big for memory) is skipped
-    and counted; a single such image is a VidganError.
+    input folder -> output folder (created if missing), same file names. Outputs keep the
+    input's size whatever the stylizer's processing height. side_by_side: before | after,
+    twice as wide. Transparency is kept where the output format takes it (PNG, WebP, TIFF). In
+    a folder, an image that cannot be stylized (unreadable, tiny, animated, too big for memory)
+    is skipped and counted; a single such image is a VidganError.
     """
-    from vidgan.runtime import frames
-    from vidgan.core import modelfile
-    from vidgan.runtime.backends import load_backend
-    from vidgan.pipelines.render import FrameProgress
-
     jobs = plan(Path(input), Path(output), overwrite)
     single = Path(input).is_file()
-    if isinstance(backend, str):
-        sizes = filter(None, (upright_size(src) for src, _ in jobs))
-        shapes = {(1, *frames.processing_size(h, w, height)) for h, w in sizes}
-        be = load_backend(model, backend, device, precision, shapes=sorted(shapes))
-    else:
-        be = backend
-    per_pixel = None
-    if isinstance(backend, str) or model is not None:
-        per_pixel = modelfile.read_info(modelfile.resolve(model)).bytes_per_pixel()
-    stylizer = frames.Stylizer(be, height)
     written, skipped, reasons, no_alpha = [], [], [], []
     began = time.perf_counter()
     try:
-        with FrameProgress("stylize", len(jobs), unit="images", enabled=progress) as bar:
+        with Progress("stylize", len(jobs), unit="images", enabled=progress) as bar:
             for src, dst in jobs:
                 try:
                     picture = load_image(src)
-                    _check_fits(picture, height, per_pixel, be.device, src)
+                    _check_fits(stylizer, picture, src)
                 except ImageProblem as exc:
                     if single:
                         raise
@@ -103,37 +91,43 @@ def stylize_images(input: str | Path, output: str | Path, *, model: str | Path |
         done = (f"{output} was not written" if single else
                 f"{len(written)} of {len(jobs)} images written to {output}")
         raise Interrupted(f"interrupted: {done}") from None
-    result = StylizeResult(written, skipped, time.perf_counter() - began, be.name, be.model_name)
+    result = StylizeResult(written, skipped, time.perf_counter() - began, stylizer.name,
+                           stylizer.model_name)
     _warn_about(reasons, no_alpha)
     if progress:
-        print(f"stylized {len(written)} image(s) in {result.seconds:.1f} s ({be.name}, {be.model_name}) -> {output}")
+        print(f"stylized {len(written)} image(s) in {result.seconds:.1f} s ({result.backend}, "
+              f"{result.model}) -> {output}")
     return result
 
 
-def _check_fits(picture: Picture, height: int | None, per_pixel: float | None, device,
-                src: Path) -> None:
-    from vidgan.runtime import frames
+def planned_shapes(input: str | Path, height: int | None) -> list[tuple]:
+    """The (1, H, W) shapes stylizing `input` (a file or a folder) runs, for choosing a
+    backend; [] where there is no input (stylize_images then says so)."""
+    src = Path(input)
+    if src.is_dir():
+        paths = sorted(p for p in src.iterdir() if is_image_name(p))
+    else:
+        paths = [src] if src.is_file() else []
+    sizes = filter(None, (upright_size(p) for p in paths))
+    return sorted({(1, *frames.processing_size(h, w, height)) for h, w in sizes})
 
-    if per_pixel is None:
-        return
-    h, w = frames.processing_size(*picture.rgb.shape[:2], height)
+
+def _check_fits(stylizer: Stylizer, picture: Picture, src: Path) -> None:
     try:
-        frames.check_memory(h, w, per_pixel, device, what="stylizing it")
+        stylizer.check_memory(*picture.rgb.shape[:2], what="stylizing it")
     except VidganError as exc:
         raise ImageProblem(src, exc.message) from None
 
 
-def _stylized(stylizer, picture: Picture, side_by_side: bool) -> Picture:
+def _stylized(stylizer: Stylizer, picture: Picture, side_by_side: bool) -> Picture:
     styled = stylizer(picture.rgb)[0].cpu().numpy()
     if not side_by_side:
         return Picture(styled, picture.alpha)
     alpha = None if picture.alpha is None else np.concatenate([picture.alpha] * 2, axis=1)
-    return Picture(np.concatenate([picture.rgb, styled], axis=1), alpha)
+    return Picture(frames.side_by_side(picture.rgb, styled), alpha)
 
 
 def _warn_about(reasons: list[str], no_alpha: list[Path]) -> None:
-    from vidgan.runtime.video import warn
-
     if reasons:
         more = f" and {len(reasons) - 5} more" if len(reasons) > 5 else ""
         warn(f"skipped {len(reasons)} image(s): {'; '.join(reasons[:5])}{more}")
@@ -147,9 +141,9 @@ def plan(src: Path, dst: Path, overwrite: bool) -> list[tuple[Path, Path]]:
     if not src.exists():
         raise VidganError(f"{src} does not exist")
     if src.is_dir():
-        images = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+        images = sorted(p for p in src.iterdir() if p.is_file() and is_image_name(p))
         if not images:
-            raise VidganError(f"{src} holds no images ({', '.join(sorted(EXTENSIONS))})")
+            raise VidganError(f"{src} holds no images ({suffix_list()})")
         if dst.exists() and not dst.is_dir():
             raise VidganError(f"{dst} is a file; the output of a folder is a folder")
         if dst.resolve() == src.resolve():
@@ -182,12 +176,9 @@ def _check_folder(folder: Path) -> None:
 
 def _format(path: Path) -> str:
     """The PIL format for an output name, from its extension."""
-    from PIL import Image
-
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None or path.suffix.lower() not in EXTENSIONS:
-        raise VidganError(f"cannot tell the image format from {path.name!r}; "
-                          f"use one of {', '.join(sorted(EXTENSIONS))}")
+    if fmt is None or not is_image_name(path):
+        raise VidganError(f"cannot tell the image format from {path.name!r}; use one of {suffix_list()}")
     return fmt
 
 
@@ -195,13 +186,11 @@ def load_image(path: Path, header_only: bool = False) -> Picture | None:
     """The image upright per its EXIF orientation, as 8-bit RGB (and its alpha channel, if it
     has transparency). ImageProblem when it cannot be stylized: unreadable, animated, or
     smaller than MIN_IMAGE_SIDE. header_only: only check that PIL recognizes a still image."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1:
-                raise ImageProblem(path, f"an animation of {frames} frames; stylize takes still "
+            count = getattr(im, "n_frames", 1)
+            if count > 1:
+                raise ImageProblem(path, f"an animation of {count} frames; stylize takes still "
                                          "images (`vidgan render` takes an animated GIF)")
             if header_only:
                 return None
@@ -218,8 +207,6 @@ def load_image(path: Path, header_only: bool = False) -> Picture | None:
 def upright_size(path: Path) -> tuple[int, int] | None:
     """(H, W) of an image as load_image returns it (EXIF rotation applied), from its header
     alone; None when PIL can't read it."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -268,12 +255,6 @@ def save_image(picture: Picture | np.ndarray, path: Path) -> bool:
     """Write an image whole or not at all (vidgan.core.files.write_atomic): encoded in memory, then
     written, synced and renamed. A (H, W, 3) array is plain RGB. Returns False when the
     picture's alpha had to be dropped because the format has no alpha channel."""
-    import io
-
-    from PIL import Image
-
-    from vidgan.core.files import write_atomic
-
     if isinstance(picture, np.ndarray):
         picture = Picture(picture, None)
     fmt = _format(path)

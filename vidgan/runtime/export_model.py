@@ -38,6 +38,7 @@ from vidgan.runtime.export.verify import (
     verify_engine,
 )
 
+
 def export_model(
     model: str | Path | None = None,
     out: str | Path | None = None,

@@ -16,6 +16,7 @@ GPU, where each frame costs one small device->host copy (the thumbnail) and one 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -138,7 +139,6 @@ class Stabilizer:
     def _blend_cpu(self, stylized: torch.Tensor, flow: np.ndarray, reliable: np.ndarray):
         """Warp and blend at full resolution with OpenCV, in uint8 (the memory traffic is the
         cost); `_prev_out` is the returned (H, W, 3) array itself."""
-        import cv2
 
         H, W = stylized.shape[:2]
         h, w = reliable.shape
@@ -199,14 +199,11 @@ class Stabilizer:
 
 
 def _dis(preset: str):
-    import cv2
-
     return cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
 
 
 def _gray_thumbnail(frame: torch.Tensor, height: int) -> np.ndarray:
     """(H, W, 3) uint8 RGB on any device -> (h, w) uint8 grayscale numpy, h = min(H, height)."""
-    import cv2
 
     H, W = frame.shape[:2]
     h = min(H, height)
@@ -223,7 +220,6 @@ def _gray_thumbnail(frame: torch.Tensor, height: int) -> np.ndarray:
 
 def _thumbnail_change(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference (0..1) of 32 px wide versions of two grayscale images."""
-    import cv2
 
     size = (32, max(2, round(32 * a.shape[0] / a.shape[1])))
     ta = cv2.resize(a, size, interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -240,7 +236,6 @@ def reliable_flow(dis, cur: np.ndarray, prev: np.ndarray, photo_threshold: float
     matches `cur` within `photo_threshold` (0..255). Unreliable areas are grown by one pixel
     so that the upsampled weight does not reach over object edges.
     """
-    import cv2
 
     backward = dis.calc(cur, prev, None)
     forward = dis.calc(prev, cur, None)
@@ -269,7 +264,6 @@ def consistency_mask(backward: np.ndarray, forward: np.ndarray, map_x: np.ndarra
     (|b + f~|^2 <= 0.01 (|b|^2 + |f~|^2) + 0.5), it is not on a motion boundary
     (|grad b|^2 <= 0.01 |b|^2 + 0.002) and it points inside frame t-1. Returns (h, w) bool.
     """
-    import cv2
 
     if map_x is None or map_y is None:
         map_x, map_y = sample_maps(backward)

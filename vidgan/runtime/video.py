@@ -7,6 +7,7 @@ time_base and travel with each frame, so odd and variable frame rates survive de
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import sys
@@ -262,7 +263,6 @@ def usable_codecs() -> list[str]:
 def nvenc_available() -> bool:
     """Whether NVENC can run: NVIDIA's encoder library loads, and (on Linux) the driver lists
     a GPU. PyAV's FFmpeg lists the NVENC encoders on any machine."""
-    import ctypes
 
     library = "nvEncodeAPI64.dll" if sys.platform == "win32" else "libnvidia-encode.so.1"
     try:

@@ -6,11 +6,29 @@ missing optional library is reported with the command that installs it, never as
 
 from __future__ import annotations
 
+import importlib
 import json
 import platform
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import cv2
+import torch
+from safetensors import safe_open
+
+import vidgan
+from vidgan.core import modelfile, models
+from vidgan.core.cache import CACHE_ENV, cache_dir, engines_dir
 from vidgan.core.errors import VidganError
+from vidgan.runtime.backends.ort_backend import (
+    CUDA_PROVIDER,
+    cuda_provider_error,
+    onnxruntime_distributions,
+    shadowed_note,
+)
+from vidgan.runtime.export.engines import NO_TRT_FASTEST, tensorrt_install
+from vidgan.runtime.video import nvenc_available
 
 PROBED_ENCODERS = ("libx264", "hevc", "h264_nvenc", "hevc_nvenc")
 
@@ -26,7 +44,6 @@ def print_report(model: str | Path | None = None) -> None:
 
 def environment() -> list[tuple[str, str]]:
     """(label, value) rows: Python, vidgan, the deep-learning stack, codecs, capture and the GPU."""
-    import vidgan
 
     rows = [
         ("python", f"{platform.python_version()} ({platform.platform()})"),
@@ -46,9 +63,6 @@ def environment() -> list[tuple[str, str]]:
 
 def _default_models() -> list[tuple[str, str]]:
     """Which bundled model each command runs here when given no --model or --quality."""
-    import torch
-
-    from vidgan.core import modelfile
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
@@ -65,16 +79,12 @@ def _default_models() -> list[tuple[str, str]]:
 
 def _cache() -> str:
     """Where vidgan keeps what it builds by itself: ONNX exports and TensorRT engines."""
-    from vidgan.core.cache import CACHE_ENV, cache_dir
-    from vidgan.core.cache import engines_dir
 
     return (f"{cache_dir()} (${CACHE_ENV} moves it); ONNX exports and TensorRT engines in "
             f"{engines_dir()}")
 
 
 def _torch_rows() -> list[tuple[str, str]]:
-    import torch
-
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     rows = [
         ("torch", torch.__version__),
@@ -101,8 +111,6 @@ def _cudnn_version(v: int) -> str:
 
 
 def _tensorrt() -> str:
-    from vidgan.runtime.export.engines import NO_TRT_FASTEST, tensorrt_install
-
     try:
         import tensorrt
     except ImportError:
@@ -113,13 +121,6 @@ def _tensorrt() -> str:
 
 
 def _onnxruntime() -> str:
-    from vidgan.runtime.backends.ort_backend import (
-        CUDA_PROVIDER,
-        cuda_provider_error,
-        onnxruntime_distributions,
-        shadowed_note,
-    )
-
     installed = onnxruntime_distributions()
     try:
         import onnxruntime
@@ -130,7 +131,6 @@ def _onnxruntime() -> str:
         return "not installed: pip install onnxruntime (or 'vidgan[gpu]' for CUDA)"
     providers = onnxruntime.get_available_providers()
     notes = [shadowed_note(installed, providers)]
-    import torch
 
     # A GPU build lists the CUDA provider, which still loads only where its libraries are found
     if CUDA_PROVIDER in providers and torch.cuda.is_available():
@@ -141,12 +141,6 @@ def _onnxruntime() -> str:
 
 
 def _pyav_rows() -> list[tuple[str, str]]:
-    try:
-        import av
-    except ImportError:
-        return [("PyAV", "not installed: pip install av")]
-    from vidgan.runtime.video import nvenc_available
-
     encoders = [name for name in PROBED_ENCODERS if _has_encoder(av, name)]
     if not nvenc_available():  # FFmpeg lists them anyway; they fail without NVIDIA's driver
         encoders = [e for e in encoders if "nvenc" not in e] + ["no NVENC (no NVIDIA GPU)"]
@@ -175,7 +169,6 @@ def _has_encoder(av, name: str) -> bool:
 
 def _h264_check(av) -> str:
     """Open a real H.264 encoder: the codec being listed is not proof that it works."""
-    from fractions import Fraction
 
     for name in ("libx264", "h264"):
         try:
@@ -189,10 +182,6 @@ def _h264_check(av) -> str:
 
 
 def _opencv() -> str:
-    try:
-        import cv2
-    except ImportError:
-        return "not installed: pip install opencv-python"
     gui = _opencv_gui(cv2.getBuildInformation())
     if gui is None:
         return f"{cv2.__version__}, no GUI backend (headless: `vidgan live` cannot open a window)"
@@ -210,8 +199,6 @@ def _opencv_gui(build_info: str) -> str | None:
 
 
 def _version(module: str, hint: str = "") -> str:
-    import importlib
-
     try:
         mod = importlib.import_module(module)
     except ImportError:
@@ -221,11 +208,6 @@ def _version(module: str, hint: str = "") -> str:
 
 def describe_model(spec: str | Path) -> list[tuple[str, str]]:
     """(label, value) rows for a model file or a registry name: architecture, size, GFLOPs."""
-    import torch
-
-    from vidgan.core import modelfile
-    from vidgan.core import models
-    from vidgan.core.errors import VidganError
 
     info = None
     if Path(spec).is_file():
@@ -257,8 +239,6 @@ def describe_model(spec: str | Path) -> list[tuple[str, str]]:
 
 
 def _file_rows(info) -> list[tuple[str, str]]:
-    from safetensors import safe_open
-
     with safe_open(str(info.path), framework="pt") as f:
         dtypes = sorted({f.get_slice(k).get_dtype() for k in f.keys()})  # noqa: SIM118
     rows = [

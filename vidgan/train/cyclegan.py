@@ -8,14 +8,11 @@ image history pools. X = photos (trainB), Y = paintings (trainA).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import io
 import math
 import os
 import re
 import signal
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,20 +21,37 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vidgan.train import data
-from vidgan.core import modelfile
-from vidgan.core import models
-from vidgan.train import recipes
+from vidgan.core import modelfile, models
+from vidgan.core.device import resolve_device
 from vidgan.core.errors import Interrupted, VidganError
-from vidgan.core.files import write_atomic
+from vidgan.core.images import list_images
+from vidgan.train import data, recipes
+from vidgan.train.checkpoints import (
+    StopFlag,
+    checkpoint_problem,
+    checkpoints,
+    first_line,
+    latest_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+from vidgan.train.recipes import run_field
+from vidgan.train.trainlog import TrainLog, duration, final_losses
 
 
 @dataclass
 class TrainConfig:
-    data: str | None = None  # CycleGAN layout: trainA = paintings, trainB = photos
-    data_a: str | None = None  # or two explicit folders: paintings ...
-    data_b: str | None = None  # ... and photos
-    out: str = "runs/vangogh"
+    # the run's: where the data is and the run goes, what it runs on, where it starts and stops
+    data: str | None = run_field()  # CycleGAN layout: trainA = paintings, trainB = photos
+    data_a: str | None = run_field()  # or two explicit folders: paintings ...
+    data_b: str | None = run_field()  # ... and photos
+    out: str = run_field("runs/vangogh")
+    device: str = run_field("auto")
+    workers: int = run_field(0)
+    warm_start: list[str] = run_field(default_factory=list)  # [G model file, F model file]
+    max_steps: int | None = run_field()  # stop early (the schedule still follows `epochs`)
+    # the recipe's: what is trained and how (saved in the model file)
     recipe: str = ""
     generator: str = "fast"
     generator_kwargs: dict = field(default_factory=dict)
@@ -48,7 +62,6 @@ class TrainConfig:
     batch_size: int = 1
     epochs: int = 200
     decay_epochs: int = 100  # the last epochs, over which the lr falls linearly to zero
-    max_steps: int | None = None  # stop early (the schedule still follows `epochs`)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -60,10 +73,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 10  # steps between loss rows
     sample_size: int = 256  # side of the fixed validation images in the sample grids
-    device: str = "auto"
-    workers: int = 0
     seed: int = 0
-    warm_start: list[str] = field(default_factory=list)  # [G model file, F model file]
 
     def __post_init__(self):
         recipes.check_types(self)  # a recipe's `crop = "big"` is an error here, not a traceback
@@ -316,50 +326,17 @@ def _amp_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def rng_state() -> dict:
-    import random
-
-    import numpy as np
-
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return dataclasses.asdict(cfg)
-
-
 # --- the loop ---------------------------------------------------------------------------
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train from `cfg` into cfg.out (checkpoints, samples, logs); returns the model file path."""
-    from vidgan.train.trainlog import TrainLog, duration
-
     out = Path(cfg.out)
     if not resume and checkpoints(out):
         raise VidganError(
             f"{out} already holds checkpoints; continue with --resume or choose another --out"
         )
-    ckpt = latest_checkpoint(out) if resume else None
+    ckpt = latest_checkpoint(out, CHECKPOINT_KEYS) if resume else None
     if resume and ckpt is None:
         raise VidganError(
             f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume"
@@ -380,7 +357,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         try:
             state = _load_checkpoint(ckpt, gan)
         except (RuntimeError, KeyError, ValueError, EOFError) as exc:  # damaged past its index
-            raise VidganError(f"checkpoint {ckpt} cannot be loaded ({_first_line(exc)}); "
+            raise VidganError(f"checkpoint {ckpt} cannot be loaded ({first_line(exc)}); "
                               "remove it to resume from the one before") from None
     elif cfg.warm_start:
         gan.warm_start(*cfg.warm_start)
@@ -406,7 +383,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 state["batch"] += 1
                 state["seconds"] += time.perf_counter() - tick  # data loading included
                 tick = time.perf_counter()
-                log.step(state, losses)
+                log.step(state, losses, lr_factor(cfg, epoch))
                 if state["step"] >= total or stop.check(world, device):
                     break
             if state["batch"] == batches:  # the epoch is complete
@@ -441,12 +418,8 @@ def setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    want = cfg.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
+    want = str(resolve_device(cfg.device))  # "cpu" or "cuda:N", or the one-line reason
     cuda = want.startswith("cuda")
-    if cuda and not torch.cuda.is_available():
-        raise VidganError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
     device = training_device(want, world, local, torch.cuda.current_device() if cuda else 0)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -482,9 +455,9 @@ def _datasets(cfg: TrainConfig) -> tuple[list[Path], list[Path], tuple[list[Path
         val_a, val_b = data.find_val_domains(cfg.data)
     else:
         raise VidganError("no training data: give --data DIR (trainA = paintings, trainB = photos)")
-    photos, paintings = data.list_images(photos_dir), data.list_images(paintings_dir)
-    val_photos = data.list_images(val_b)[:4] if val_b else photos[:4]
-    val_paintings = data.list_images(val_a)[:4] if val_a else paintings[:4]
+    photos, paintings = list_images(photos_dir), list_images(paintings_dir)
+    val_photos = list_images(val_b)[:4] if val_b else photos[:4]
+    val_paintings = list_images(val_a)[:4] if val_a else paintings[:4]
     return photos, paintings, (val_photos, val_paintings)
 
 
@@ -514,131 +487,28 @@ def _ignore_sigint(_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class StopFlag:
-    """Set by Ctrl-C, SIGTERM or SIGHUP: the step in flight finishes, a checkpoint is written.
-
-    A second Ctrl-C stops at once. Signals within a second of the first count as the same one:
-    under torchrun, workers get the terminal's SIGINT and then the agent's copy of it.
-    """
-
-    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                    if hasattr(signal, name))
-
-    def __init__(self):
-        self.set_at: float | None = None
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-
-    def _handle(self, *_):
-        if self.set_at is None:
-            self.set_at = time.monotonic()
-        elif time.monotonic() - self.set_at > 1.0:
-            raise KeyboardInterrupt
-
-    def __bool__(self) -> bool:
-        return self.set_at is not None
-
-    def check(self, world: int, device: torch.device) -> bool:
-        """Whether to stop; under DDP, all ranks stop together if any rank was signalled."""
-        if world > 1:
-            flag = torch.tensor([float(bool(self))], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            if flag.item() and self.set_at is None:
-                self.set_at = time.monotonic()
-        return bool(self)
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
 # --- checkpoints and model files ----------------------------------------------------------
-
-
-def checkpoints(out: str | Path) -> list[Path]:
-    """The checkpoint files of a run folder, oldest first (readable or not)."""
-    return sorted((Path(out) / "checkpoints").glob("step-*.pt"))
 
 
 CHECKPOINT_KEYS = {"config", "state", "rng", "G", "F", "D_Y", "D_X", "opt_g", "opt_d"}
 
 
-def latest_checkpoint(out: str | Path, keys: set[str] = CHECKPOINT_KEYS) -> Path | None:
-    """The newest checkpoint of `out` that can be read and holds `keys`; None when the run has
-    none.
-
-    A damaged one (cut short by a crash or a full disk, empty, garbage) is passed over with a
-    warning for the one before it; when none can be read, a VidganError says so.
-    """
-    found = checkpoints(out)
-    for path in reversed(found):
-        problem = _checkpoint_problem(path, keys)
-        if problem is None:
-            return path
-        # warnings.warn, not a print: `train --resume` looks twice (config, then weights), and
-        # Python shows the same warning from the same line once
-        warnings.warn(f"checkpoint {path} cannot be read ({problem}); trying the one before",
-                      stacklevel=1)
-    if found:
-        raise VidganError(f"none of the {len(found)} checkpoint(s) in {found[0].parent} can be "
-                          "read; start a new run (another --out, without --resume)")
-    return None
-
-
-def _checkpoint_problem(path: Path, keys: set[str]) -> str | None:
-    """Why `path` is not a readable vidgan checkpoint, or None. Memory-mapped: the index at the
-    end of the file is read (a file cut short has none), the tensors are not."""
-    if path.stat().st_size == 0:
-        return "empty file"
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for damaged files
-        return _first_line(exc)
-    missing = keys - set(ckpt) if isinstance(ckpt, dict) else keys
-    return f"no {', '.join(sorted(missing))}" if missing else None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def resumed_config(out: str | Path, overrides: dict) -> TrainConfig:
     """The config stored in the newest readable checkpoint of `out`, updated by flags given now."""
-    ckpt = latest_checkpoint(out)
+    ckpt = latest_checkpoint(out, CHECKPOINT_KEYS)
     if ckpt is None:
         raise VidganError(
             f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume"
         )
     saved = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["config"]
-    saved.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**saved)
+    return recipes.from_saved(TrainConfig, saved, overrides)
 
 
 def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> Path:
     """Everything needed to resume exactly (see write_checkpoint)."""
-    payload = {"config": config_dict(cfg), "state": dict(state), "rng": rng_state(),
+    payload = {"config": recipes.saved_config(cfg), "state": dict(state), "rng": rng_state(),
                **gan.state_dict()}
     return write_checkpoint(out, payload, state["step"], cfg.keep_checkpoints)
-
-
-def write_checkpoint(out: Path, payload: dict, step: int, keep: int) -> Path:
-    """out/checkpoints/step-N.pt, written whole or not at all; keeps the newest `keep`.
-
-    Serialized in memory and written by vidgan.core.files.write_atomic: torch.save straight to a file
-    reports a full disk as an "unexpected pos" RuntimeError and leaves the partial file behind.
-    """
-    folder = out / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{step:09d}.pt"
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_atomic(path, buffer.getbuffer())
-    # Checkpoints past this step are ones a resume passed over as unreadable: left, they would
-    # outrank this run's own in the pruning below and in the next resume.
-    found = checkpoints(out)
-    stale = [p for p in found if p.name > path.name]
-    for old in stale + [p for p in found if p not in stale][:-keep]:
-        old.unlink()
-    return path
 
 
 def _load_checkpoint(path: Path, gan: CycleGAN) -> dict:
@@ -663,7 +533,7 @@ def export_generators(
         "final_losses": losses,
         "device": str(next(gens.parameters()).device),
     }
-    kwargs = {"config": config_dict(cfg), "training": training}
+    kwargs = {"config": recipes.saved_config(cfg, with_run=False), "training": training}
     save_model = modelfile.save_model
     save_model(
         out / "model-F.safetensors",
@@ -680,17 +550,14 @@ def export_generators(
 
 def export_checkpoint(ckpt: str | Path, out: str | Path | None = None) -> Path:
     """`vidgan train --export-only CKPT`: a checkpoint's model files, by default in its run."""
-    from vidgan.train.trainlog import final_losses
-
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise VidganError(f"checkpoint {ckpt} does not exist")
-    problem = _checkpoint_problem(ckpt, CHECKPOINT_KEYS)
+    problem = checkpoint_problem(ckpt, CHECKPOINT_KEYS)
     if problem is not None:
         raise VidganError(f"{ckpt} is not a vidgan training checkpoint ({problem})")
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    config = saved["config"]
-    cfg = TrainConfig(**config)
+    cfg = recipes.from_saved(TrainConfig, saved["config"])
     gens = Generators(cfg)
     gens.G.load_state_dict(saved["G"])
     gens.F.load_state_dict(saved["F"])

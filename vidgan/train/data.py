@@ -7,16 +7,15 @@ mid-epoch sees exactly the images and crops it would have seen, whatever the wor
 from __future__ import annotations
 
 import random
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vidgan.core.errors import VidganError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+from vidgan.core.images import load_rgb
+from vidgan.core.normalization import TRAINING
 
 
 def find_domains(data: str | Path, split: str = "train") -> tuple[Path, Path]:
@@ -43,44 +42,9 @@ def find_val_domains(data: str | Path) -> tuple[Path | None, Path | None]:
     return None, None
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Readable images in `folder`, sorted; unreadable ones are skipped with one counted warning."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise VidganError(f"image folder {folder} does not exist")
-    candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    good = [p for p in candidates if _readable(p)]
-    if len(good) < len(candidates):
-        warnings.warn(
-            f"skipped {len(candidates) - len(good)} unreadable image(s) in {folder}", stacklevel=2
-        )
-    if not good:
-        raise VidganError(
-            f"no readable images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    return good
-
-
-def _readable(path: Path) -> bool:
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (64, 64))  # JPEG decodes at 1/8 scale: a fast full check
-            im.load()
-        return True
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
-
-
-def load_rgb(path: str | Path) -> Image.Image:
-    """An image as RGB, turned upright according to its EXIF orientation."""
-    with Image.open(path) as im:
-        return ImageOps.exif_transpose(im).convert("RGB")
-
-
 def to_tensor(im: Image.Image) -> torch.Tensor:
-    """PIL RGB -> CHW float in [-1, 1]."""
-    arr = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
-    return arr.permute(2, 0, 1).float().div(127.5).sub(1.0)
+    """PIL RGB -> CHW float in the training range ([-1, 1], written into every model file)."""
+    return TRAINING.to_model(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def augment(im: Image.Image, load_size: int, crop: int, rng: random.Random) -> Image.Image:

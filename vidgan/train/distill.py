@@ -8,14 +8,15 @@ and steadier than the GAN. Per step, on a batch of (photo, teacher output) crops
                                                   a small random known warp, away from borders
 
 Teacher outputs are computed once per photo and cached in the user's cache folder
-(vidgan.runtime.backends.cache_dir), keyed by the teacher's content hash. Randomness is a function of
-(seed, step), so a resumed run is exact.
+(vidgan.core.cache.cache_dir), keyed by the teacher's content hash. Randomness is a function of
+(seed, step), so a resumed run is exact. The teacher runs behind whatever the caller hands in
+(the CLI: the fastest backend); by default plain PyTorch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import io
 import math
 import random
 import time
@@ -25,27 +26,40 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from vidgan.train import data
-from vidgan.runtime import frames
-from vidgan.core import modelfile
-from vidgan.core import models
-from vidgan.train import recipes
+from vidgan.core import modelfile, models
 from vidgan.core.cache import cache_dir
-from vidgan.runtime.backends import load_backend
 from vidgan.core.device import resolve_device
 from vidgan.core.errors import Interrupted, VidganError
 from vidgan.core.files import write_atomic
-from vidgan.train.cyclegan import StopFlag, latest_checkpoint, rng_state, set_rng_state, write_checkpoint
+from vidgan.core.images import list_images, load_rgb
+from vidgan.core.padding import run_padded
+from vidgan.core.progress import Progress
+from vidgan.train import data, recipes
+from vidgan.train.checkpoints import (
+    StopFlag,
+    latest_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+from vidgan.train.recipes import run_field
+from vidgan.train.trainlog import PLAIN_EVERY, DistillLog
 
 
 @dataclass
 class DistillConfig:
-    teacher: str | None = None  # model file; None = the bundled photo -> painting generator
-    data: str | None = None  # CycleGAN layout: photos in trainB, held-out photos in valB
-    photos: str | None = None  # or a folder of photos
-    out: str = "runs/realtime"
+    # the run's: its files, what it runs on, where it stops
+    teacher: str | None = run_field()  # model file; None = the bundled photo -> painting generator
+    data: str | None = run_field()  # CycleGAN layout: photos in trainB, held-out photos in valB
+    photos: str | None = run_field()  # or a folder of photos
+    out: str = run_field("runs/realtime")
+    device: str = run_field("auto")
+    workers: int = run_field(0)
+    max_steps: int | None = run_field()  # stop early (the schedule still follows `steps`)
+    # the recipe's (saved in the model file)
     recipe: str = ""
     student: str = "realtime"
     student_kwargs: dict = field(default_factory=dict)
@@ -53,7 +67,6 @@ class DistillConfig:
     crop: int = 128
     batch_size: int = 8
     steps: int = 7000  # the cosine schedule's length
-    max_steps: int | None = None  # stop early (the schedule still follows `steps`)
     lr: float = 2e-3
     lambda_l1: float = 1.0
     lambda_grad: float = 1.0
@@ -66,8 +79,6 @@ class DistillConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
-    device: str = "auto"
-    workers: int = 0
     seed: int = 0
 
     def __post_init__(self):
@@ -163,6 +174,22 @@ def load_teacher(path: str | Path | None) -> tuple[Path, modelfile.ModelInfo]:
     return info.path, info
 
 
+class TorchTeacher:
+    """A teacher model file run by plain PyTorch: RGB uint8 (H, W, 3) -> (1, H, W, 3) uint8."""
+
+    name = "torch"
+
+    def __init__(self, path: Path, device: torch.device):
+        self.generator, self.info = modelfile.load_model(path, device)
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        norm = self.info.normalization
+        x = norm.to_model(torch.from_numpy(image).to(self.device)).permute(2, 0, 1)[None]
+        return norm.to_pixels(run_padded(self.generator, x)).permute(0, 2, 3, 1)
+
+
 class TeacherCache:
     """Teacher outputs, one PNG per photo (shorter side `load_size`), keyed by teacher and photo."""
 
@@ -175,34 +202,26 @@ class TeacherCache:
         key = f"{photo.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.png"
 
-    def fill(self, photos: list[Path], device: torch.device, say) -> None:
-        """Run the teacher on every photo not cached yet, with progress (rate, ETA)."""
-        from vidgan.train.trainlog import StepProgress
-
+    def fill(self, photos: list[Path], teacher, say) -> None:
+        """Run `teacher` (RGB uint8 (H, W, 3) -> (1, H, W, 3) uint8 tensor, with a `name`) on
+        every photo not cached yet, with progress (rate, ETA)."""
         missing = [p for p in photos if not self.path(p).exists()]
         if not missing:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        backend = load_backend(self.teacher, "auto", str(device), "fp32")
-        say(f"teacher outputs for {len(missing)} photos ({backend.name}), cached in {self.folder}")
-        stylize = frames.Stylizer(backend)
-        progress = StepProgress("teacher", len(missing), say, unit="photo")
-        for i, photo in enumerate(missing, 1):
-            image = np.array(resize_shorter(data.load_rgb(photo), self.load_size))
-            _write_png(stylize(image)[0].cpu().numpy(), self.path(photo))
-            progress.update(i)
-        progress.close()
+        say(f"teacher outputs for {len(missing)} photos ({teacher.name}), cached in {self.folder}")
+        with Progress("teacher", len(missing), unit="photos", say=say, every=PLAIN_EVERY) as progress:
+            for i, photo in enumerate(missing, 1):
+                image = np.array(resize_shorter(load_rgb(photo), self.load_size))
+                _write_png(teacher(image)[0].cpu().numpy(), self.path(photo))
+                progress.update(i)
 
     def load(self, photo: Path):
-        from PIL import Image
-
         with Image.open(self.path(photo)) as im:
             return im.convert("RGB")
 
 
 def resize_shorter(im, side: int):
-    from PIL import Image
-
     scale = side / min(im.size)
     if scale == 1:
         return im
@@ -210,10 +229,6 @@ def resize_shorter(im, side: int):
 
 
 def _write_png(rgb: np.ndarray, path: Path) -> None:
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     write_atomic(path, buffer.getbuffer())
@@ -233,7 +248,7 @@ class PairDataset(torch.utils.data.Dataset):
         cfg, n = self.cfg, len(self.photos)
         epoch, i = divmod(draw, n)
         photo = self.photos[np.random.default_rng([cfg.seed, epoch]).permutation(n)[i]]
-        x = resize_shorter(data.load_rgb(photo), cfg.load_size)
+        x = resize_shorter(load_rgb(photo), cfg.load_size)
         y = self.cache.load(photo)
         seed = f"{cfg.seed}-{draw}"
         x = data.augment(x, cfg.load_size, cfg.crop, random.Random(seed))
@@ -279,17 +294,16 @@ class Distiller:
         return {k: v.detach() for k, v in losses.items()}
 
 
-def distill(cfg: DistillConfig, resume: bool = False) -> Path:
-    """Train the student into cfg.out; returns the student's model file."""
-    from vidgan.train.trainlog import DistillLog
-
+def distill(cfg: DistillConfig, resume: bool = False, teacher=None) -> Path:
+    """Train the student into cfg.out; returns the student's model file. teacher: what runs the
+    teacher model file on the photos, see TeacherCache.fill (None: TorchTeacher)."""
     out = Path(cfg.out)
     ckpt = latest_checkpoint(out, CHECKPOINT_KEYS)
     if resume and ckpt is None:
         raise VidganError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
     if not resume and ckpt is not None:
         raise VidganError(f"{out} already holds checkpoints; continue with --resume or choose another --out")
-    teacher, _ = load_teacher(cfg.teacher)
+    teacher_path, _ = load_teacher(cfg.teacher)
     photos, val = _photos(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -299,8 +313,10 @@ def distill(cfg: DistillConfig, resume: bool = False) -> Path:
         state = _load_checkpoint(ckpt, model)
     total = min(cfg.steps, cfg.max_steps or cfg.steps)
     log = DistillLog(out, cfg, start_step=state["step"], total_steps=total)
-    cache = TeacherCache(teacher, cfg.load_size)
-    cache.fill(list(dict.fromkeys(photos + val)), device, log.say)
+    cache = TeacherCache(teacher_path, cfg.load_size)
+    if not all(cache.path(p).exists() for p in photos + val):
+        teacher = teacher or TorchTeacher(teacher_path, device)
+    cache.fill(list(dict.fromkeys(photos + val)), teacher, log.say)
     log.begin(val, cache)
     dataset = PairDataset(photos, cache, cfg)
     stop = StopFlag()
@@ -319,7 +335,7 @@ def distill(cfg: DistillConfig, resume: bool = False) -> Path:
                 break
         save_checkpoint(out, model, cfg, state)
         log.samples(state["step"], model.student)
-        path = export_student(out, model.student, cfg, state, teacher, log.final_losses())
+        path = export_student(out, model.student, cfg, state, teacher_path, log.final_losses())
     finally:
         log.close()
         stop.restore()
@@ -333,21 +349,21 @@ def distill(cfg: DistillConfig, resume: bool = False) -> Path:
 def _photos(cfg: DistillConfig) -> tuple[list[Path], list[Path]]:
     """(training photos, held-out photos for the sample grid)."""
     if cfg.photos:
-        photos = data.list_images(cfg.photos)
+        photos = list_images(cfg.photos)
         return photos, photos[:4]
     if not cfg.data:
         raise VidganError("no photos: give --data DIR (a CycleGAN layout) or --photos DIR")
     _, photo_dir = data.find_domains(cfg.data)
     _, val_dir = data.find_val_domains(cfg.data)
-    photos = data.list_images(photo_dir)
-    return photos, (data.list_images(val_dir) if val_dir else photos)[:4]
+    photos = list_images(photo_dir)
+    return photos, (list_images(val_dir) if val_dir else photos)[:4]
 
 
 CHECKPOINT_KEYS = {"config", "state", "rng", "student", "opt"}
 
 
 def save_checkpoint(out: Path, model: Distiller, cfg: DistillConfig, state: dict) -> Path:
-    payload = {"config": dataclasses.asdict(cfg), "state": dict(state), "rng": rng_state(),
+    payload = {"config": recipes.saved_config(cfg), "state": dict(state), "rng": rng_state(),
                "student": model.student.state_dict(), "opt": model.opt.state_dict()}
     return write_checkpoint(out, payload, state["step"], cfg.keep_checkpoints)
 
@@ -365,8 +381,7 @@ def resumed_config(out: str | Path, overrides: dict) -> DistillConfig:
     if ckpt is None:
         raise VidganError(f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume")
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
-    saved.update({k: v for k, v in overrides.items() if v is not None})
-    return DistillConfig(**saved)
+    return recipes.from_saved(DistillConfig, saved, overrides)
 
 
 def export_student(out: Path, student: nn.Module, cfg: DistillConfig, state: dict,
@@ -381,5 +396,5 @@ def export_student(out: Path, student: nn.Module, cfg: DistillConfig, state: dic
                            "arch": teacher_info.arch},
     }
     return modelfile.save_model(out / "model.safetensors", student, cfg.student,
-                                cfg.student_kwargs, config=dataclasses.asdict(cfg),
+                                cfg.student_kwargs, config=recipes.saved_config(cfg, with_run=False),
                                 training=training)

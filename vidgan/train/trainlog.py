@@ -10,59 +10,27 @@ plus progress with steps/s and ETA: a live bar on a terminal, else a plain line 
 from __future__ import annotations
 
 import csv
-import time
+import io
 from pathlib import Path
 
+import matplotlib
 import torch
+from PIL import Image, ImageOps
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from vidgan.core.files import atomic_path, write_atomic
+from vidgan.core.images import load_rgb
+from vidgan.core.normalization import TRAINING
+from vidgan.core.padding import run_padded
+from vidgan.core.progress import Progress, duration  # noqa: F401 - duration: the run's summary
 from vidgan.train import data
-from vidgan.runtime import frames
+
+matplotlib.use("Agg")  # files only: no window, no display needed
+import matplotlib.pyplot as plt
 
 LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x", "tv_y", "tv_x")
 COLUMNS = ("epoch", "step", "lr_factor", *LOSS_NAMES)
 PLAIN_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
-
-
-class StepProgress:
-    """Steps done, rate and ETA: a live bar on a terminal, else a plain line every PLAIN_EVERY s
-    (a log file or a job scheduler would only get a live bar's last frame)."""
-
-    def __init__(self, label: str, total: int, say, start: int = 0, first_line: str = "",
-                 unit: str = "step"):
-        self.label, self.total, self.say, self.start, self.unit = label, total, say, start, unit
-        self.console = Console(stderr=True)
-        self.started = self.last_line = time.monotonic()
-        self.bar = None
-        if self.console.is_terminal:
-            self.bar = Progress(
-                TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.2f} it/s"), TimeRemainingColumn(),
-                TextColumn("{task.fields[brief]}"), console=self.console,
-            )
-            self.task = self.bar.add_task(label, total=total, completed=start, rate=0.0, brief="")
-            self.bar.start()
-        else:
-            say(f"{first_line or label}; a progress line every {PLAIN_EVERY:.0f} s")
-
-    def update(self, done: int, brief: str = "", full: str = "", where: str = "") -> None:
-        """brief: beside the bar; where and full: before and after the rate in a plain line."""
-        now = time.monotonic()
-        rate = (done - self.start) / max(now - self.started, 1e-9)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, rate=rate, brief=brief)
-        elif now - self.last_line >= PLAIN_EVERY or done == self.total:
-            self.last_line = now
-            eta = (self.total - done) / max(rate, 1e-9)
-            where = f"{where}  " if where else ""
-            line = (f"{self.unit} {done}/{self.total} ({100 * done / self.total:.1f}%)  {where}"
-                    f"{rate:.2f} it/s  ETA {duration(eta)}  {full or brief}")
-            self.say(line.rstrip())
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 class TrainLog:
@@ -91,8 +59,8 @@ class TrainLog:
         _write_rows(self.csv_path, COLUMNS, self.rows)
         self.tb = _tensorboard(out / "tb")
         self.total = total_steps
-        self.progress = StepProgress(
-            "train", total_steps, self.say, start=start_step,
+        self.progress = Progress(
+            "train", total_steps, "steps", say=self.say, every=PLAIN_EVERY, start=start_step,
             first_line=f"training {cfg.generator} from step {start_step} to {total_steps}",
         )
 
@@ -100,23 +68,17 @@ class TrainLog:
         if self.enabled:
             self.console.print(message, highlight=False, soft_wrap=True)
 
-    def step(self, state: dict, losses: dict[str, torch.Tensor]) -> None:
+    def step(self, state: dict, losses: dict[str, torch.Tensor], lr_factor: float) -> None:
         """After each step: a loss row every log_every steps, and the progress display."""
         if not self.enabled:
             return
         if state["step"] % self.cfg.log_every == 0:
-            self._log_row(state, losses)
+            self._log_row(state, losses, lr_factor)
         self.progress.update(state["step"], brief=self._loss_text(brief=True),
                              full=self._loss_text(), where=f"epoch {state['epoch'] + 1}")
 
-    def _log_row(self, state: dict, losses: dict[str, torch.Tensor]) -> None:
-        from vidgan.train.cyclegan import lr_factor
-
-        row = {
-            "epoch": state["epoch"],
-            "step": state["step"],
-            "lr_factor": lr_factor(self.cfg, state["epoch"]),
-        }
+    def _log_row(self, state: dict, losses: dict[str, torch.Tensor], lr_factor: float) -> None:
+        row = {"epoch": state["epoch"], "step": state["step"], "lr_factor": lr_factor}
         row.update({k: round(v.item(), 5) for k, v in losses.items()})
         self.rows.append(row)
         _append_row(self.csv_path, COLUMNS, row)
@@ -191,12 +153,6 @@ def _f(value) -> str:
     return f"{float(value):.3f}"
 
 
-def duration(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h < 48 else f"{h / 24:.1f} days"
-
-
 def _read_rows(path: Path, up_to_step: int) -> list[dict]:
     """Rows already logged, dropping any written after the checkpoint we resume from."""
     if not path.exists():
@@ -215,12 +171,10 @@ def _tensorboard(folder: Path):
 
 def _load_batch(paths: list[Path], size: int) -> torch.Tensor:
     """Images center-cropped to size x size as an NCHW batch in [-1, 1]."""
-    return _fit_batch([data.load_rgb(p) for p in paths], size)
+    return _fit_batch([load_rgb(p) for p in paths], size)
 
 
 def _fit_batch(images: list, size: int) -> torch.Tensor:
-    from PIL import ImageOps
-
     return torch.stack([data.to_tensor(ImageOps.fit(im, (size, size))) for im in images])
 
 
@@ -232,25 +186,18 @@ def sample_grid(G, F, photos: torch.Tensor, paintings: torch.Tensor) -> torch.Te
     rows = []
     for x, there, back in ((photos, G, F), (paintings, F, G)):
         x = x.to(next(G.parameters()).dtype)
-        padded, size = frames.pad_to_multiple(x, G.multiple)
-        fake = there(padded)
-        rec = back(fake)
-        rows += [
-            torch.cat([x[i], frames.crop(fake, size)[i], frames.crop(rec, size)[i]], dim=2)
-            for i in range(len(x))
-        ]
+        fake = run_padded(there, x)
+        rec = run_padded(back, fake)
+        rows += [torch.cat([x[i], fake[i], rec[i]], dim=2) for i in range(len(x))]
     G.train(was_training), F.train(was_training)
     return torch.cat(rows, dim=1)
 
 
 def save_image(chw: torch.Tensor, path: Path) -> None:
     """A CHW image in [-1, 1] as PNG, written atomically."""
-    from PIL import Image
-
-    arr = frames.denormalize(chw.unsqueeze(0).float())[0].cpu().numpy()
-    tmp = path.with_name(path.stem + ".partial.png")
-    Image.fromarray(arr).save(tmp)
-    tmp.replace(path)
+    arr = TRAINING.to_pixels(chw.detach().cpu()).permute(1, 2, 0).numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 CYCLEGAN_PANELS = (
@@ -266,11 +213,6 @@ def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = Non
     """Smoothed loss curves, a panel per (title, names); `marks` labels a line at given steps."""
     if not rows:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels):
@@ -287,10 +229,10 @@ def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = Non
         ax.set_xlabel("step")
         ax.legend()
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.12, top=0.92, wspace=0.15)
-    tmp = path.with_name(path.stem + ".partial.png")
-    fig.savefig(tmp, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
-    tmp.replace(path)
+    write_atomic(path, buffer.getbuffer())
 
 
 def _smooth(values: list[float], window: int = 20) -> list[float]:
@@ -333,8 +275,8 @@ class DistillLog:
         size = self.cfg.load_size
         self.photos = _load_batch(photos, size)
         self.teacher = _fit_batch([cache.load(p) for p in photos], size)
-        self.progress = StepProgress(
-            "distill", self.total, self.say, start=self.start,
+        self.progress = Progress(
+            "distill", self.total, "steps", say=self.say, every=PLAIN_EVERY, start=self.start,
             first_line=f"distilling a {self.cfg.student} student from step {self.start} to {self.total}",
         )
 
@@ -358,8 +300,7 @@ class DistillLog:
         student.eval()
         with torch.no_grad():
             device = next(student.parameters()).device
-            padded, size = frames.pad_to_multiple(self.photos.to(device), student.multiple)
-            out = frames.crop(student(padded), size).cpu()
+            out = run_padded(student, self.photos.to(device)).cpu()
         student.train(was_training)
         grid = torch.cat([torch.cat([p, t, s], dim=2)
                           for p, t, s in zip(self.photos, self.teacher, out)], dim=1)

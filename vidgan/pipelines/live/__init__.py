@@ -1,14 +1,11 @@
 """Live video stylized in real time: camera, screen or file in; window, recording or virtual
-camera out. `run_live(...)` is the entry point (the `vidgan live` command)."""
+camera out. `open_source(...)` opens a source, `run_live(source, stylizer, ...)` runs it (the
+`vidgan live` command)."""
 
-import sys
+# sinks first: it notes whether PyAV was loaded before OpenCV, before anything loads either
+from vidgan.pipelines.live import sinks  # noqa: F401, I001
+from vidgan.pipelines.live.pipeline import LiveStats, SourceLost, check_options, live_shapes, run_live
+from vidgan.pipelines.live.sources import SOURCES, Source, open_source
 
-# OpenCV loads before PyAV: PyAV's wheels bundle their own libxcb, and an OpenCV (Qt) window
-# opened in a process that loaded PyAV first hangs (PyAV-Org/PyAV#978, #1050).
-AV_BEFORE_CV2 = "av" in sys.modules and "cv2" not in sys.modules
-import cv2  # noqa: F401
-
-from vidgan.pipelines.live.pipeline import LiveStats, SourceLost, run_live
-from vidgan.pipelines.live.sources import Source, open_source
-
-__all__ = ["LiveStats", "Source", "SourceLost", "open_source", "run_live"]
+__all__ = ["SOURCES", "LiveStats", "Source", "SourceLost", "check_options", "live_shapes",
+           "open_source", "run_live"]

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from vidgan.core.errors import VidganError
-from vidgan.runtime.frames import Stylizer, as_tensor, processing_size
+from vidgan.core.modelfile import REALTIME
 from vidgan.pipelines.live.server import StreamServer
 from vidgan.pipelines.live.sinks import Recorder, ViewState, VirtualCamera, Window, check_display
-from vidgan.pipelines.live.sources import Source, open_source, parse_size
-from vidgan.core.modelfile import REALTIME
+from vidgan.pipelines.live.sources import Source, parse_size
+from vidgan.runtime.frames import as_tensor, processing_size
+from vidgan.runtime.stylizer import Stylizer
 
 MAX_IN_FLIGHT = 2
 _END = object()  # the inference thread's last item: nothing more will come
@@ -245,12 +246,12 @@ class Inference:
     On the CPU each call completes before it returns.
     """
 
-    def __init__(self, stylizer: Stylizer, stabilizer=None, max_in_flight: int = MAX_IN_FLIGHT):
-        self.stylizer, self.stabilizer = stylizer, stabilizer
-        self.device = stylizer.backend.device
+    def __init__(self, stylizer: Stylizer, max_in_flight: int = MAX_IN_FLIGHT):
+        self.stylizer = stylizer
+        self.device = stylizer.device
         # The stabilizer chains each frame to the previous output and keeps device tensors
         # between calls: one stream keeps that ordered and the allocator's reuse safe.
-        lanes = 1 if stabilizer is not None else max_in_flight
+        lanes = 1 if stylizer.stabilizer is not None else max_in_flight
         self._streams = ([torch.cuda.Stream(self.device) for _ in range(lanes)]
                          if self.device.type == "cuda" else [])
         self.max_in_flight = max(1, len(self._streams))
@@ -285,11 +286,9 @@ class Inference:
             torch.cuda.synchronize(self.device)
 
     def _stylize(self, x: torch.Tensor) -> torch.Tensor:
-        """(1, H, W, 3) uint8 on the device -> stylized (H, W, 3) uint8 on the device."""
-        y = self.stylizer(x)[0]
-        if self.stabilizer is not None:
-            y = self.stabilizer(x[0], y)
-        return y
+        """(1, H, W, 3) uint8 on the device -> stylized (and stabilized) (H, W, 3) uint8 on the
+        device."""
+        return self.stylizer(x)[0]
 
 
 class LiveRun:
@@ -500,57 +499,36 @@ class LiveRun:
             self.server.close()
 
 
-def run_live(source: Source | None = None, *, camera: str | None = None,
-             screen: bool = False, monitor: int | None = None, region: str | None = None,
-             input: str | Path | None = None, loop: bool = False,
-             capture_size: str | None = None, fps: float | None = None,
-             model: str | Path | None = None, backend="auto", device: str | None = None,
-             precision: str = "auto", height: int | None = None,
-             window: bool | Window = True, window_size: str | None = None,
-             overlay: bool = True, record: str | Path | None = None, overwrite: bool = False,
+def run_live(source: Source, stylizer: Stylizer, *, window: bool | Window = True,
+             window_size: str | None = None, overlay: bool = True,
+             record: str | Path | None = None, overwrite: bool = False,
              virtual_cam: bool = False, serve: str | StreamServer | None = None,
              max_frames: int | None = None, duration: float | None = None,
-             stabilize: bool = False, stabilize_strength: float = 0.7,
              stats_every: float | None = 5.0, log: TextIO | None = None) -> LiveStats:
-    """Stylize a live source until it ends, the user quits (q, Esc, closing the window, Ctrl-C,
-    SIGTERM, SIGHUP) or a limit is hit.
+    """Stylize a live source (see `sources.open_source`) with `stylizer` until the source ends,
+    the user quits (q, Esc, closing the window, Ctrl-C, SIGTERM, SIGHUP) or a limit is hit.
 
-    source: a `Source`, or None to open the one that camera/screen/monitor/region/input/loop
-    name (see `sources.open_source`). backend: a name for `load_backend` or a Backend object.
-    height: processing height in pixels (None: the source's); the output keeps the source's
-    size. window: True opens the OpenCV window (window_size "WxH": its size for one picture;
-    overlay: stats shown at the start), False runs headless; an object with Window's
-    show/poll/close can stand in for it. record: the first take's file (refused if it exists,
-    unless overwrite). serve: "[HOST:]PORT" to serve the stream over HTTP (see
-    `server.StreamServer`), or a StreamServer. stats_every: seconds between stats lines when
-    there is no window (None: never). log: where messages and the summary go (default:
-    sys.stderr). Returns the run's stats (also printed as one summary line); raises SourceLost
-    (exit 2) after a clean stop when a camera disconnects.
+    The output keeps the source's size whatever the stylizer's processing height. window: True
+    opens the OpenCV window (window_size "WxH": its size for one picture; overlay: stats shown
+    at the start), False runs headless; an object with Window's show/poll/close can stand in
+    for it. record: the first take's file (refused if it exists, unless overwrite). serve:
+    "[HOST:]PORT" to serve the stream over HTTP (see `server.StreamServer`), or a
+    StreamServer. stats_every: seconds between stats lines when there is no window (None:
+    never). log: where messages and the summary go (default: sys.stderr). Returns the run's
+    stats (also printed as one summary line); raises SourceLost (exit 2) after a clean stop
+    when a camera disconnects. The source is closed in every case.
     """
-    if max_frames is not None and max_frames < 1 or duration is not None and duration <= 0:
-        raise VidganError("--max-frames and --duration must be positive")
-    if not window and (window_size or not overlay):
-        raise VidganError("--window-size and --no-overlay are for the window; drop them or "
-                          "--no-window")
-    size = parse_size(window_size, "--window-size")
-    log = log or sys.stderr
-    if source is None:
-        source = open_source(camera=camera, screen=screen, monitor=monitor, region=region,
-                             input=input, capture_size=capture_size, fps=fps, loop=loop)
     cam = server = None
+    log = log or sys.stderr
     try:  # open everything that can fail on bad input, cheapest first, before any thread
+        size = check_options(window, window_size, overlay, max_frames, duration)
         if window is True:
             check_display()
         recorder = Recorder(record, source.width, source.height, source.rate, overwrite)
         server = StreamServer(serve) if isinstance(serve, str) else serve
         if virtual_cam:
             cam = VirtualCamera(source.width, source.height, float(source.rate))
-        if isinstance(backend, str):
-            from vidgan.runtime.backends import load_backend
-
-            shape = (1, *processing_size(source.height, source.width, height))
-            backend = load_backend(model, backend, device, precision, shapes=[shape])
-        inference = _inference(backend, height, stabilize, stabilize_strength)
+        inference = Inference(stylizer)
         inference.warm_up(source.height, source.width)
         win = (Window(size or (source.width, source.height)) if window is True
                else window or None)
@@ -564,8 +542,8 @@ def run_live(source: Source | None = None, *, camera: str | None = None,
         print(f"serving {server.url} (the stream alone: {server.url}stream.mjpg)", file=log,
               flush=True)
     shape = (source.height, source.width)
-    stats = LiveStats(source.name, backend.name, shape, processing_size(*shape, height),
-                      backend.model_name)
+    stats = LiveStats(source.name, stylizer.name, shape, stylizer.processing_size(*shape),
+                      stylizer.model_name)
     state = ViewState(recording=record is not None, overlay=overlay)
     run = LiveRun(source, inference, stats, state, win, recorder, cam, server, max_frames,
                   duration, None if window else stats_every, log)
@@ -573,13 +551,21 @@ def run_live(source: Source | None = None, *, camera: str | None = None,
         return run.run()  # from here the capture thread closes the source
 
 
-def _inference(backend, height: int | None, stabilize: bool, strength: float) -> Inference:
-    stabilizer = None
-    if stabilize:
-        from vidgan.runtime.temporal import Stabilizer
+def check_options(window: bool | Window = True, window_size: str | None = None,
+                  overlay: bool = True, max_frames: int | None = None,
+                  duration: float | None = None) -> tuple[int, int] | None:
+    """User errors in run_live's options, before a source opens; the window size (w, h)."""
+    if max_frames is not None and max_frames < 1 or duration is not None and duration <= 0:
+        raise VidganError("--max-frames and --duration must be positive")
+    if not window and (window_size or not overlay):
+        raise VidganError("--window-size and --no-overlay are for the window; drop them or "
+                          "--no-window")
+    return parse_size(window_size, "--window-size")
 
-        stabilizer = Stabilizer(strength=strength, device=backend.device)
-    return Inference(Stylizer(backend, height), stabilizer)
+
+def live_shapes(source: Source, height: int | None) -> list[tuple]:
+    """The (1, H, W) frames a live run of `source` processes, for choosing a backend."""
+    return [(1, *processing_size(source.height, source.width, height))]
 
 
 class _signals_stop:

@@ -21,6 +21,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import cv2
 import numpy as np
 
 from vidgan.core.errors import VidganError
@@ -81,8 +82,6 @@ class LatestJpeg:
             self._cond.notify_all()
 
     def _encode(self, image: np.ndarray) -> bytes:
-        import cv2
-
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:

@@ -6,17 +6,25 @@ controls can be driven without a display.
 
 from __future__ import annotations
 
-import os
 import sys
+
+# An OpenCV (Qt) window opened in a process that loaded PyAV first hangs (PyAV-Org/PyAV#978,
+# #1050): PyAV's wheels bundle their own libxcb. Noted before this module loads either.
+AV_BEFORE_CV2 = "av" in sys.modules and "cv2" not in sys.modules
+
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vidgan.core.errors import VidganError
 from vidgan.pipelines.live.sources import first_line, mss_class
+from vidgan.runtime.frames import side_by_side
+from vidgan.runtime.video import VideoWriter
 
 WINDOW_TITLE = "vidgan live"
 
@@ -67,7 +75,7 @@ def compose(original: np.ndarray, stylized: np.ndarray, mode: str) -> np.ndarray
     if mode == "original":
         return original
     if mode == "side":
-        return np.hstack((original, stylized))
+        return side_by_side(original, stylized)
     return stylized
 
 
@@ -84,8 +92,6 @@ class Window:
 
     def __init__(self, size: tuple[int, int], title: str = WINDOW_TITLE):
         check_display()
-        import cv2
-
         self._cv2 = cv2
         self.title, self.size = title, size
         self.closed = False
@@ -191,8 +197,6 @@ def window_size(one: tuple[int, int], side: bool, height: int | None,
 def fit(image: np.ndarray, view: tuple[int, int]) -> np.ndarray:
     """`image` (RGB uint8, (H, W, 3)) scaled into a new BGR canvas of `view` (w, h) with its
     aspect kept and centred; black bars fill the rest."""
-    import cv2
-
     vw, vh = view
     h, w = image.shape[:2]
     scale = min(vw / w, vh / h)
@@ -219,8 +223,6 @@ def text_style(height: int) -> tuple[float, int, int]:
 def draw_panel(canvas: np.ndarray, lines: list[str]) -> None:
     """White text lines on a darkened box in the top left corner of `canvas` (BGR), drawn in
     place. The box, not an outline, keeps it readable on any picture."""
-    import cv2
-
     font = cv2.FONT_HERSHEY_SIMPLEX
     scale, thickness, px = text_style(canvas.shape[0])
     step, pad = round(px * 1.5), max(4, px // 2)
@@ -251,9 +253,7 @@ def check_display() -> None:
     hint = "use --no-window (headless, with --record, --serve or --virtual-cam)"
     if not os.environ.get("DISPLAY"):
         raise VidganError(f"no display for the window ($DISPLAY is not set); {hint}")
-    from vidgan.pipelines import live
-
-    if live.AV_BEFORE_CV2:
+    if AV_BEFORE_CV2:
         raise VidganError("cannot open a window: PyAV was imported before OpenCV in this process "
                           f"and OpenCV windows then hang (PyAV#978); import cv2 first, or {hint}")
     from mss.exception import ScreenShotError
@@ -293,8 +293,6 @@ class Recorder:
         return self._writer is not None
 
     def start(self) -> Path:
-        from vidgan.runtime.video import VideoWriter
-
         self.path = self._take_path()
         self._writer = VideoWriter(self.path, *self.size, rate=self.rate,
                                    time_base=Fraction(1, 1000))

@@ -6,6 +6,9 @@ it ended because the device went away. The pipeline calls `read()` in its captur
 source may open its per-thread resources (mss) on the first call. A source that is `on_demand`
 is read only when the model is ready for a frame (a screen grab costs CPU and nobody waits for
 it); the others are read as fast as they deliver, since a camera's frames pile up otherwise.
+
+Each source registers the function that opens it from the live command's options (`@source`):
+a new source is a class and its opener here, an option of `vidgan live` to pick it, and a test.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from vidgan.core.errors import VidganError
+from vidgan.runtime.video import VideoReader, probe
 
 PROBE_INDICES = range(10)
 MJPG_MIN_HEIGHT = 720  # uncompressed YUYV over USB 2 tops out around 10 fps at 720p
@@ -41,38 +48,44 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def open_source(camera: str | None = None, screen: bool = False, monitor: int | None = None,
-                region: str | None = None, input: str | Path | None = None,
-                capture_size: str | None = None, fps: float | None = None,
-                loop: bool = False) -> Source:
-    """The one source the options name.
+@dataclass(frozen=True)
+class SourceEntry:
+    name: str
+    usage: str  # how the user picks it, for messages: "--input FILE"
+    chosen: Callable[[dict], bool]  # whether the options given pick this source
+    open: Callable[..., Source]  # open(**options) -> Source; refuses options it doesn't take
 
-    camera: index, device path or rtsp/http URL. screen: capture the screen; monitor: which
-    (mss numbering, 1 = primary, 0 = all; giving it implies screen); region: "X,Y,W,H" on that
-    monitor (implies screen). input: a video file played as live; loop: play it again and again.
-    capture_size: "WxH" asked of a camera; fps: asked of a camera, or the most screen grabs per
-    second (default 30).
-    """
-    screen = screen or monitor is not None or region is not None
-    chosen = [name for name, given in (("--camera", camera is not None), ("--screen", screen),
-                                       ("--input", input is not None)) if given]
+
+SOURCES: dict[str, SourceEntry] = {}  # filled where each source is defined (@source below)
+
+
+def source(name: str, usage: str, chosen: Callable[[dict], bool]):
+    """Register a function that opens a source from the live command's options."""
+    def add(opener):
+        SOURCES[name] = SourceEntry(name, usage, chosen, opener)
+        return opener
+
+    return add
+
+
+def open_source(**options) -> Source:
+    """The one source the options name (None and False mean not given): camera (index, device
+    path or rtsp/http URL; capture_size "WxH" and fps asked of it), screen (monitor: mss
+    numbering, 1 = primary, 0 = all; region "X,Y,W,H" on it; fps: the most grabs per second,
+    default 30), input (a video file played as live; loop: again and again), or any other
+    registered source."""
+    given = {k: v for k, v in options.items() if v is not None and v is not False}
+    chosen = [entry for entry in SOURCES.values() if entry.chosen(given)]
     if len(chosen) != 1:
-        what = " and ".join(chosen) if chosen else "none"
-        raise VidganError(f"give one source, not {what}: --camera N|/dev/videoX|URL, --screen "
-                          "(--monitor N, --region X,Y,W,H) or --input FILE")
-    if loop and input is None:
+        what = " and ".join(e.usage.split()[0] for e in chosen) if chosen else "none"
+        usages = [e.usage for e in SOURCES.values()]
+        raise VidganError(f"give one source, not {what}: {', '.join(usages[:-1])} or {usages[-1]}")
+    return chosen[0].open(**given)
+
+
+def _not_for_file(options: dict) -> None:
+    if options.get("loop"):
         raise VidganError("--loop applies to --input: a file played as live, again and again")
-    if input is not None:
-        if capture_size or fps:
-            raise VidganError("--capture-size and --fps do not apply to --input: a file plays "
-                              "at its own size and frame rate")
-        return FileSource(input, loop)
-    if camera is not None:
-        return CameraSource(camera, parse_size(capture_size), fps)
-    if capture_size:
-        raise VidganError("--capture-size applies to --camera; use --region to capture part of "
-                          "the screen")
-    return ScreenSource(monitor, parse_region(region), fps or 30)
 
 
 def parse_size(text: str | None, option: str = "--capture-size") -> tuple[int, int] | None:
@@ -106,12 +119,17 @@ def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
 # --- camera / stream ----------------------------------------------------------------------
 
 
+@source("camera", "--camera N|/dev/videoX|URL", lambda o: "camera" in o)
+def _open_camera(camera: str, capture_size: str | None = None, fps: float | None = None,
+                 **others) -> CameraSource:
+    _not_for_file(others)
+    return CameraSource(camera, parse_size(capture_size), fps)
+
+
 class CameraSource:
     """An OpenCV capture device: index, device path or network stream (rtsp/http)."""
 
     def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None):
-        import cv2
-
         self.lost, self.skipped, self.on_demand = False, 0, False
         target = _camera_target(spec)
         self.name = f"camera {spec}" if isinstance(target, int) else spec
@@ -194,7 +212,6 @@ def _not_opened_message(spec: str, target: int | str) -> str:
 
 def available_cameras(indices=PROBE_INDICES) -> list[int]:
     """Camera indices that open, probed quickly (on Linux only those with a /dev/videoN)."""
-    import cv2
 
     found = []
     with _quiet_opencv():
@@ -211,7 +228,6 @@ def available_cameras(indices=PROBE_INDICES) -> list[int]:
 @contextmanager
 def _quiet_opencv():
     """Silence OpenCV's and its FFmpeg's warnings while probing: the user gets our one line."""
-    import cv2
 
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read by OpenCV at the first open
     level = cv2.utils.logging.getLogLevel()
@@ -223,6 +239,18 @@ def _quiet_opencv():
 
 
 # --- screen -------------------------------------------------------------------------------
+
+
+@source("screen", "--screen (--monitor N, --region X,Y,W,H)",
+        lambda o: bool(o.keys() & {"screen", "monitor", "region"}))
+def _open_screen(screen: bool = True, monitor: int | None = None, region: str | None = None,
+                 fps: float | None = None, capture_size: str | None = None,
+                 **others) -> ScreenSource:
+    _not_for_file(others)
+    if capture_size:
+        raise VidganError("--capture-size applies to --camera; use --region to capture part of "
+                          "the screen")
+    return ScreenSource(monitor, parse_region(region), fps or 30)
 
 
 class ScreenSource:
@@ -250,8 +278,6 @@ class ScreenSource:
         self._next = None
 
     def read(self) -> np.ndarray | None:
-        import cv2
-
         if self._sct is None:
             self._sct = self._mss()  # in the capture thread: mss handles are per thread
         now = time.monotonic()
@@ -295,6 +321,15 @@ def first_line(exc: BaseException) -> str:
 # --- file as live -------------------------------------------------------------------------
 
 
+@source("input", "--input FILE", lambda o: "input" in o)
+def _open_file(input: str | Path, loop: bool = False, capture_size: str | None = None,
+               fps: float | None = None) -> FileSource:
+    if capture_size or fps:
+        raise VidganError("--capture-size and --fps do not apply to --input: a file plays "
+                          "at its own size and frame rate")
+    return FileSource(input, loop)
+
+
 class FileSource:
     """A video file played as if live: frames are released at their timestamps against the
     monotonic clock; a frame that is already a frame interval late is skipped, as a camera
@@ -303,7 +338,6 @@ class FileSource:
 
     def __init__(self, path: str | Path, loop: bool = False, clock=time.monotonic,
                  sleep=time.sleep):
-        from vidgan.runtime.video import probe
 
         self._info = info = probe(path)
         self.width, self.height, self.rate = info.width, info.height, info.rate
@@ -317,7 +351,6 @@ class FileSource:
     def _start_pass(self, start: float | None) -> None:
         """Decode from the first frame, showing it at monotonic time `start` (None: when it is
         read, so the time spent warming up the model is not counted as lateness)."""
-        from vidgan.runtime.video import VideoReader
 
         self._reader = VideoReader(self._info)
         self._frames = iter(self._reader)

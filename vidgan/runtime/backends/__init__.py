@@ -13,7 +13,7 @@ from vidgan.core.device import resolve_device
 from vidgan.core.errors import VidganError
 
 # Each module registers its backend where it is defined; the order here is the help's order.
-from vidgan.runtime.backends import torch_backend, ort_backend, trt_backend  # noqa: F401, I001
+from vidgan.runtime.backends import ort_backend, torch_backend, trt_backend  # noqa: F401
 from vidgan.runtime.backends.registry import BACKENDS, Backend, Shapes, auto_order
 
 PRECISIONS = ("auto", "fp32", "fp16")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,6 @@ def onnxruntime_distributions(path: list[str] | None = None) -> list[tuple[str, 
     two of them the files of whichever was installed last are the ones that run
     (microsoft/onnxruntime#26996). `path`: folders to look in (default sys.path).
     """
-    from importlib import metadata
 
     found = set()
     for dist in metadata.distributions(path=path) if path is not None else metadata.distributions():
@@ -173,7 +173,7 @@ def _installed(model: Path, device: torch.device, shapes) -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-@register("onnxruntime", auto={"cpu": 0}, usable=_installed)
+@register("onnxruntime", devices=("cpu", "cuda"), auto={"cpu": 0}, usable=_installed)
 def load(model: Path, device: torch.device, precision: str = "fp32", shapes=()
          ) -> OnnxRuntimeBackend:
     """The model file's cached ONNX graph (exported now if missing) behind onnxruntime."""

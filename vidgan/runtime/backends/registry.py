@@ -32,6 +32,7 @@ Shapes = Sequence[tuple[int, int, int]]  # (N, H, W): batches of up to N frames 
 class BackendEntry:
     name: str
     load: Callable[..., Backend]  # load(model_path, device, precision, shapes, **options)
+    devices: tuple[str, ...]  # the device types it runs on ("cpu", "cuda")
     auto: dict[str, int]  # device type -> place in `auto`'s order there (0 first)
     usable: Callable[[Path, torch.device, Shapes], bool]  # can `auto` pick it for this run?
     options: tuple[str, ...] = ()  # keyword options only this backend takes
@@ -44,14 +45,15 @@ def _always(model: Path, device: torch.device, shapes: Shapes) -> bool:
     return True
 
 
-def register(name: str, *, auto: dict[str, int], usable=_always, options: tuple[str, ...] = ()):
+def register(name: str, *, devices: tuple[str, ...], auto: dict[str, int], usable=_always,
+             options: tuple[str, ...] = ()):
     """Register a loader: load(model_path, device, precision, shapes, **options) -> Backend.
 
-    auto: where `auto` tries it on each device type ({"cpu": 0}: first on the CPU; a device type
+    devices: the device types it runs on. auto: where `auto` tries it on each device type ({"cpu": 0}: first on the CPU; a device type
     left out: never there); usable(model_path, device, shapes): whether `auto` may pick it.
     """
     def add(load):
-        BACKENDS[name] = BackendEntry(name, load, auto, usable, options)
+        BACKENDS[name] = BackendEntry(name, load, devices, auto, usable, options)
         return load
 
     return add

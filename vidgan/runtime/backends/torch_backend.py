@@ -77,7 +77,7 @@ class TorchBackend:
         return graph, static_in, static_out
 
 
-@register("torch", auto={"cuda": 1, "cpu": 1}, options=("compile", "cuda_graphs"))
+@register("torch", devices=("cpu", "cuda"), auto={"cuda": 1, "cpu": 1}, options=("compile", "cuda_graphs"))
 def load(model, device: torch.device, precision: str, shapes=(), compile: bool = False,
          cuda_graphs: bool = False) -> TorchBackend:
     generator, info = modelfile.load_model(model)

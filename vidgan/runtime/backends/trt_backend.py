@@ -141,7 +141,7 @@ def _has_engine(model: Path, device: torch.device, shapes) -> bool:
     return engine is not None
 
 
-@register("tensorrt", auto={"cuda": 0}, usable=_has_engine)
+@register("tensorrt", devices=("cuda",), auto={"cuda": 0}, usable=_has_engine)
 def load(model: Path, device: torch.device | None = None, precision: str = "auto", shapes=(),
          directory: Path | None = None) -> TensorRTBackend:
     """The engine built from this model file for this machine that takes `shapes` (see

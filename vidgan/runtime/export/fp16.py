@@ -11,6 +11,7 @@ from onnxconverter_common import float16
 from vidgan.core.files import atomic_path
 from vidgan.runtime.export.onnx import set_metadata
 
+
 def convert_fp16(onnx_path: str | Path, fp16_path: str | Path) -> Path:
     """FP16 copy of an FP32 vidgan ONNX: fp16 weights and compute, fp32 input and output.
 

@@ -12,6 +12,7 @@ from vidgan.core.files import write_atomic
 from vidgan.runtime.export.onnx import INPUT
 from vidgan.runtime.export.profile import Profile
 
+
 def build_engine(onnx_path: Path, profile: Profile, timing_cache: Path, workspace_gib: float = 4.0,
                  opt_level: int = 3, log: Callable[[str], None] = print) -> bytes:
     """Serialized TensorRT engine of a vidgan ONNX file, typed by the graph itself.

@@ -14,6 +14,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from vidgan.core.errors import VidganError
+from vidgan.core.modelfile import CONFIG_VERSION
 
 RECIPES = resources.files(__name__)  # the bundled *.toml files
 DEFAULT_RECIPE = "vangogh-fast"
@@ -50,6 +51,37 @@ def load_config(config_cls, recipe: str | None, overrides: dict):
         raise VidganError(f"recipe {path} has unknown key(s): {', '.join(unknown)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["recipe"] = str(path.name)
+    return config_cls(**values)
+
+
+RUN = {"run": True}  # field(metadata=RUN): a value of one run (a path, a device), not the recipe's
+
+
+def run_field(default=None, default_factory=None):
+    """A dataclass field that belongs to the run, not the recipe: saved with checkpoints (a
+    resume needs it), never in a model file."""
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=RUN)
+    return dataclasses.field(default=default, metadata=RUN)
+
+
+def saved_config(config, with_run: bool = True) -> dict:
+    """A config dataclass as saved: {"version", "recipe": {...}, "run": {...}} (the "run" part
+    only `with_run`: checkpoints have it, model files don't, so no local path lands in one)."""
+    values = dataclasses.asdict(config)
+    run = {f.name for f in dataclasses.fields(config) if f.metadata.get("run")}
+    saved = {"version": CONFIG_VERSION,
+             "recipe": {k: v for k, v in values.items() if k not in run}}
+    if with_run:
+        saved["run"] = {k: v for k, v in values.items() if k in run}
+    return saved
+
+
+def from_saved(config_cls, saved: dict, overrides: dict | None = None):
+    """The config a checkpoint saved, in any version (a flat dict before version 2), updated
+    by `overrides` that are not None."""
+    values = {**saved["recipe"], **saved["run"]} if "version" in saved else dict(saved)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return config_cls(**values)
 
 
