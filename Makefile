@@ -2,12 +2,14 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+TORCH := torch==2.14.1 torchvision==0.29.1
 
 $(BIN)/vidgan: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# exactly these: they lie on the development machines' disk (any other pulls several GB)
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	# exactly these (pyproject.toml accepts any since): they lie on the development machines'
+	# disk, and any other pulls several GB
+	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
@@ -28,4 +30,9 @@ gpu-wheels: install
 	  $(addprefix --platform ,$(GPU_PLATFORMS)) -d benchmarks/wheels \
 	  safetensors onnxconverter-common av
 
-.PHONY: install demo test gpu-wheels
+# The installed vidgan, as a user gets it: the wheel of this checkout in a fresh environment,
+# run outside the checkout (.ci/run does this after `make test`).
+wheel-check: install
+	.ci/wheel-check $(PYTHON) "$(TORCH)"
+
+.PHONY: install demo test gpu-wheels wheel-check

@@ -38,7 +38,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATORS = ("fast", "resnet", "realtime")
+from vidgan.core import models
+
+GENERATORS = models.generators(benched=True)  # the registry's: fast, resnet, realtime
 # row label -> load_backend keyword arguments (device added)
 VARIANTS = {
     "torch fp32": {"backend": "torch", "precision": "fp32"},
@@ -162,7 +164,7 @@ def versions() -> dict:
 
 def peaks(check: Check) -> dict:
     """Matmul TFLOP/s per precision, the yardstick of each model row's % of peak."""
-    from vidgan.tools.bench import matmul_gflops
+    from vidgan.tools.bench.results import matmul_gflops
 
     size, precisions = (512, ["fp32"]) if check.cpu else (8192, ["fp16", "fp32"])
     return {p: _sig(matmul_gflops(size, 0.2 if check.cpu else 1.0, str(check.device), p) / 1e3)
@@ -234,8 +236,6 @@ def _fail(rows, reason: str) -> None:
 
 def attempt_model_file(check: Check, generator: str, rows: list[dict]) -> Path | None:
     """A model file with seeded random weights (speed does not depend on them), or None."""
-    from vidgan.core import models
-
     if generator not in models.REGISTRY:
         _fail(rows, f"not in this version of vidgan (models.REGISTRY has no {generator!r})")
         return None
@@ -360,7 +360,7 @@ def measure(check: Check, backend, x: torch.Tensor, gflop: float, row: dict,
             peak: dict) -> torch.Tensor:
     """Fill `row` with the frames/s of `backend` on x (batch 1) and its share of the matmul peak
     of its precision; return its output (on the CPU, as float32) for the accuracy column."""
-    from vidgan.tools.bench import peak_precision
+    from vidgan.tools.bench.results import peak_precision
 
     x = x.to(check.device, backend.input_dtype).contiguous(
         memory_format=getattr(backend, "memory_format", torch.contiguous_format))
@@ -445,7 +445,7 @@ def _auto_backend(check: Check, height: int, width: int):
     """The bundled model behind `auto`, as `vidgan render` and `vidgan live` get it, warmed up
     at the processing size. The rehearsal takes its tiny `fast` model (already exported)."""
     from vidgan.runtime.backends import load_backend
-    from vidgan.runtime.frames import Stylizer
+    from vidgan.runtime.stylizer import Stylizer
 
     model = check.work / "fast.safetensors" if check.cpu else None
     backend = load_backend(model, "auto", str(check.device), shapes=[(1, height, width)])
@@ -462,13 +462,14 @@ def render_row(check: Check, row: dict) -> None:
         return
     with attempt(row):
         from vidgan.pipelines.render import render_video
-        from vidgan.tools.bench import _bare_codec_fps
+        from vidgan.runtime.stylizer import Stylizer
+        from vidgan.tools.bench.render import _bare_codec_fps
 
         clip = make_clip(check.work / "render-in.mp4", width, height, 30, frames)
         codec = _bare_codec_fps(clip, frames)
         meter = BusyMeter(_auto_backend(check, height, width))
-        result = render_video(clip, check.work / "render-out.mp4", backend=meter, progress=False,
-                              overwrite=True)
+        result = render_video(clip, check.work / "render-out.mp4", Stylizer(meter),
+                              progress=False, overwrite=True)
         busy = meter.busy_seconds() / result.seconds
         row.update(status="ok", name=meter.name, frames=result.frames, fps=round(result.fps, 2),
                    model_busy_fraction=round(busy, 3), codec_only_fps=round(codec, 2),
@@ -494,11 +495,12 @@ def live_row(check: Check, row: dict) -> None:
     with attempt(row):
         from vidgan.pipelines.live import run_live
         from vidgan.pipelines.live.sources import FileSource
+        from vidgan.runtime.stylizer import Stylizer
 
         clip = make_clip(check.work / "live-in.mp4", width, height, rate,
                          round(rate * (seconds + 1)))
         backend = _auto_backend(check, height, width)
-        stats = run_live(FileSource(clip), backend=backend, window=False, duration=seconds,
+        stats = run_live(FileSource(clip), Stylizer(backend), window=False, duration=seconds,
                          stats_every=None, log=io.StringIO())
         p50, p95 = stats.latency_ms()
         row.update(status="ok", name=backend.name, fps=round(stats.fps, 2), source_fps=rate,
@@ -533,7 +535,7 @@ def _timed_train(check: Check, cfg, resume: bool) -> dict:
     from vidgan.train import cyclegan as training
 
     def saved_state() -> dict:
-        return torch.load(training.latest_checkpoint(cfg.out), weights_only=False)["state"]
+        return torch.load(training.latest_checkpoint(cfg.out, training.CHECKPOINT_KEYS), weights_only=False)["state"]
 
     before = saved_state() if resume else {"step": 0, "seconds": 0.0}
     if check.device.type == "cuda":

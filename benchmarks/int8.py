@@ -94,6 +94,7 @@ def measure(fp32: Path, int8: Path, photos: list[np.ndarray], seconds: float) ->
 
 def main() -> None:
     from vidgan.runtime.export.onnx import export_onnx
+    from vidgan.tools.bench.results import write_result
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=64, help="trainB photos")
     parser.add_argument("--photos", type=int, default=50, help="valB photos for the PSNR")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, help="folder for the result JSON (default: the cache's results/; copy it into benchmarks/results/ to record it)")
     args = parser.parse_args()
     model, data = args.model.resolve(), args.data.resolve()
     with tempfile.TemporaryDirectory(prefix="vidgan-int8-") as tmp:
@@ -110,9 +112,8 @@ def main() -> None:
         quantize(fp32, int8, _photos(data / "trainB", args.calibration))
         result = {"model": args.model.name, "calibration_photos": args.calibration,
                   **measure(fp32, int8, _photos(data / "valB", args.photos), args.seconds)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "int8.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    write_result("int8", result, args.out)
 
 
 if __name__ == "__main__":

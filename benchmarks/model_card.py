@@ -14,70 +14,20 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from bundle import MAX_BUNDLE_BYTES, bundle, bundled_names, fail, fp16_error  # noqa: F401
 
 from vidgan.core import modelfile
-from vidgan.tools import bench
+from vidgan.tools.bench.results import machine
 from vidgan.train import trainlog
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = modelfile.WEIGHTS_DIR
-MAX_BUNDLE_BYTES = 10 * 1000 * 1000
 MAX_IMAGE_BYTES = 300 * 1000
 LOSS_PNG, SAMPLES_JPG = "vangogh-fast-losses.png", "vangogh-fast-samples.jpg"
-
-
-def fail(message: str) -> None:
-    sys.exit(f"error: {message}")
-
-
-# --- bundling -------------------------------------------------------------------------------
-
-
-def bundled_names() -> tuple[str, str]:
-    g = modelfile.BUNDLED.name
-    return g, f"{Path(g).stem}-F{Path(g).suffix}"
-
-
-def bundle(run: Path, weights: Path = WEIGHTS) -> list[Path]:
-    """RUN/model.safetensors (G) and model-F.safetensors (F) as FP16 files in `weights`.
-
-    Metadata (architecture, recipe, training summary) is kept; refuses a pair over 10 MB.
-    """
-    written = []
-    for src, name in zip((run / "model.safetensors", run / "model-F.safetensors"), bundled_names()):
-        if not src.is_file():
-            fail(f"{src} does not exist: bundle a finished run (or `vidgan train --export-only CKPT`)")
-        model, info = modelfile.load_model(src)
-        written.append(modelfile.save_model(
-            weights / name, model, info.arch, info.kwargs, config=info.config, training=info.training,
-            direction=info.direction, dtype=torch.float16))
-    size = sum(p.stat().st_size for p in written)
-    if size > MAX_BUNDLE_BYTES:
-        for p in written:
-            p.unlink()
-        fail(f"the FP16 pair is {size / 1e6:.1f} MB, over the 10 MB limit: choose a smaller generator")
-    print(f"bundled {', '.join(str(p) for p in written)} ({size / 1e6:.1f} MB together)")
-    return written
-
-
-@torch.no_grad()
-def fp16_error(fp32: Path, fp16: Path, image: Path | None) -> float:
-    """Largest |G32(x) - G16(x)| (both run in float32, [-1, 1] units) on one 256 px image."""
-    from PIL import Image, ImageOps
-
-    from vidgan.train import data
-
-    a, b = modelfile.load_model(fp32)[0], modelfile.load_model(fp16)[0]
-    if image is not None:
-        x = data.to_tensor(ImageOps.fit(Image.open(image).convert("RGB"), (256, 256)))[None]
-    else:
-        x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    return float((a(x) - b(x)).abs().max())
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -131,8 +81,18 @@ class Stage:
 
 
 def read_stage(run: Path, model: Path) -> Stage:
+    """The model file's recipe, with the run's data and warm start from its newest checkpoint
+    (model files keep no paths since config version 2; older ones hold them, flat)."""
     info = modelfile.read_info(model)
-    return Stage(run, info.config, training_state(run, info), loss_rows(run))
+    return Stage(run, {**info.recipe, **run_fields(run)}, training_state(run, info), loss_rows(run))
+
+
+def run_fields(run: Path) -> dict:
+    ckpts = sorted((run / "checkpoints").glob("step-*.pt"))
+    if not ckpts:
+        return {}
+    config = torch.load(ckpts[-1], map_location="cpu", weights_only=False, mmap=True)["config"]
+    return config.get("run", {})
 
 
 def joined_losses(stages: list[Stage]) -> tuple[list[dict], dict[int, str]]:
@@ -313,7 +273,7 @@ def duration(seconds: float) -> str:
 
 
 def hardware(device: str) -> str:
-    m = bench.machine()
+    m = machine()
     return f"{device} ({m['cpu']}, {m['cores']} cores, torch {m['torch']}: the machine that wrote this card)"
 
 
@@ -434,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="where the card and the bundled files go")
     parser.add_argument("--eval", type=Path, default=REPO / "runs" / "eval" / "eval.json", dest="evaluation",
                         help="`vidgan eval`'s eval.json (its grid.png beside it)")
-    parser.add_argument("--yardstick", type=Path, default=bench.RESULTS / "yardstick.json")
+    parser.add_argument("--yardstick", type=Path, default=REPO / "benchmarks" / "results" / "yardstick.json")
     parser.add_argument("--hardware", help="where it trained, e.g. '2-core Xeon CPU' (default: this machine)")
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations added to the weaknesses")
     args = parser.parse_args(argv)

@@ -62,9 +62,9 @@ def _write_grid(by_teacher, by_student, path: Path, rows: int = 6) -> None:
 
 
 def flicker(student: Path, teacher: Path, seconds: float, width: int = 320) -> dict:
-    from vidgan.evaluation.evaluate import video_stability
-
+    from vidgan.evaluation.flicker import video_stability
     from vidgan.pipelines.render import render_video
+    from vidgan.runtime.stylizer import Stylizer
 
     rows = {}
     with tempfile.TemporaryDirectory(prefix="vidgan-flicker-") as tmp:
@@ -75,8 +75,8 @@ def flicker(student: Path, teacher: Path, seconds: float, width: int = 320) -> d
             row = {}
             for label, (model, stabilize) in runs.items():
                 out = Path(tmp) / f"{name}-{label}.mp4"
-                result = render_video(clip, out, model=model, device="cpu", stabilize=stabilize,
-                                      progress=False)
+                stylizer = Stylizer.build(model, device="cpu", stabilize=0.7 if stabilize else None)
+                result = render_video(clip, out, stylizer, progress=False)
                 report = video_stability(clip, out, height=None)
                 row[label] = round(report["warping_error_rendered"], 6)
                 row[f"{label}_fps"] = round(result.fps, 1)
@@ -121,7 +121,7 @@ def card(run: Path, bundle: bool, notes: str) -> Path:
     parts = [
         model_card.STUDENT_MARK,
         _header(target, info),
-        _recipe(info.config),
+        _recipe(info.recipe),
         _training(info, loss_png),
         _quality_section(target.with_name(f"{target.stem}-samples.jpg")),
         _flicker_section(),
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, help="quality: write photo | teacher | student here")
     parser.add_argument("--limit", type=int, help="quality: only the first N valB photos")
     parser.add_argument("--seconds", type=float, default=3.0, help="flicker: length of each clip")
+    parser.add_argument("--out", type=Path, help="folder for the result JSON (default: the cache's results/; copy it into benchmarks/results/ to record it)")
     args = parser.parse_args()
     if args.what == "card":
         card(args.run, args.bundle, args.notes.read_text() if args.notes else "")
@@ -237,11 +238,10 @@ def main() -> None:
         result = quality(args.student, args.teacher, args.data, args.grid, args.limit)
     else:
         result = flicker(args.student, args.teacher, args.seconds)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"student-{args.what}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"wrote {path}")
+    from vidgan.tools.bench.results import write_result
+
+    write_result(f"student-{args.what}", result, args.out)
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ def painting_palette(data: Path) -> tuple[np.ndarray, np.ndarray]:
 def stylize_all(model: Path, paths: list[Path]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(photo, output) uint8 RGB pairs at the photos' own size, through vidgan's own pipeline."""
     from vidgan.runtime.backends import load_backend
-    from vidgan.runtime.frames import Stylizer
+    from vidgan.runtime.stylizer import Stylizer
 
     stylize = Stylizer(load_backend(model, device="cpu"))
     pairs = []
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chosen-on", type=int, default=0, metavar="N",
                         help="the recipe was chosen on the first N valB photos: give the rest apart too")
     parser.add_argument("--retrain", action="store_true", help="train the judge again")
+    parser.add_argument("--out", type=Path, help="folder for the result JSON (default: the cache's results/; copy it into benchmarks/results/ to record it)")
     args = parser.parse_args(argv)
     if not (args.data / "trainA").is_dir():
         sys.exit(f"error: {args.data} has no trainA/trainB: give --data")
@@ -318,10 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.model is None:
         return
     result = measure(args.model, args.data, judge, args.limit, args.chosen_on)
-    from vidgan.tools.bench import write_result
+    from vidgan.tools.bench.results import write_result
 
-    path = write_result("yardstick", {"judge": accuracy, **result, "verdict": verdict(result)})
-    print(f"numbers in {path}")
+    write_result("yardstick", {"judge": accuracy, **result, "verdict": verdict(result)}, args.out)
     print(verdict(result))
 
 

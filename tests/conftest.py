@@ -171,9 +171,9 @@ def slow_cli_code(*args, delay: float = 0.1) -> str:
     test to signal it midway. The backend is the real one, wrapped."""
     return f"""
 import sys, time
-from vidgan.runtime import backends
 from vidgan import cli
-real = backends.load_backend
+from vidgan.runtime import stylizer
+real = stylizer.load_backend
 class Slow:
     def __init__(self, inner):
         self.inner = inner
@@ -182,7 +182,7 @@ class Slow:
     def __call__(self, x):
         time.sleep({delay})
         return self.inner(x)
-backends.load_backend = lambda *a, **k: Slow(real(*a, **k))
+stylizer.load_backend = lambda *a, **k: Slow(real(*a, **k))
 sys.argv = ['vidgan', *{[str(a) for a in args]!r}]
 cli.main()
 """

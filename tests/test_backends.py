@@ -14,11 +14,13 @@ import torch.nn.functional as F
 
 from vidgan.core.errors import VidganError
 from vidgan.core.modelfile import load_model
-from vidgan.runtime import frames
 from vidgan.runtime.backends import load_backend, ort_backend
 from vidgan.runtime.backends import ort_backend as export  # where the ONNX export is called
 from vidgan.runtime.backends.ort_backend import OnnxRuntimeBackend
-from vidgan.tools import bench
+from vidgan.runtime.stylizer import Stylizer
+from vidgan.tools.bench import model as bench_model
+from vidgan.tools.bench import results
+from vidgan.tools.bench import run as bench
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible")
@@ -56,7 +58,7 @@ def random_frames(n: int, h: int, w: int) -> np.ndarray:
 
 
 def check_against_reference(backend, model_path, min_psnr: float, max_diff: int | None) -> None:
-    stylizer = frames.Stylizer(backend)
+    stylizer = Stylizer(backend)
     for n, h, w in SIZES:
         img = random_frames(n, h, w)
         out = stylizer(img)
@@ -218,9 +220,9 @@ def test_the_installed_onnxruntime_is_found():
 
 
 def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    result = bench.bench_model(tiny_model, ["torch", "onnxruntime"], "cpu", sizes=[(30, 40)],
-                               seconds=0.05)
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "cache"))  # nothing lands there
+    result = bench_model.bench_model(tiny_model, ["torch", "onnxruntime"], "cpu", sizes=[(30, 40)],
+                               seconds=0.05, out=tmp_path)
     rows = {r["backend"]: r for r in result["rows"]}
     assert set(rows) == {"torch", "onnxruntime"}
     for row in rows.values():
@@ -231,6 +233,7 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
     saved = json.loads((tmp_path / "model-cpu.json").read_text())
     assert set(saved["matmul_gflops_median"]) == {"fp32"}
     assert saved["rows"] == result["rows"] and saved["machine"]["cores"] == os.cpu_count()
+    assert not (tmp_path / "cache").exists()
 
 
 def test_the_students_speedup_compares_the_best_backend_of_each_at_each_size():
@@ -241,7 +244,7 @@ def test_the_students_speedup_compares_the_best_backend_of_each_at_each_size():
             {"arch": "fast", "size": "1280x720", "fps": 0.5},  # no student row: no ratio
             {"arch": "realtime", "size": "640x360", "backend": "tensorrt", "unavailable": "no"},
             {"arch": "resnet", "size": "640x360", "fps": 0.7}]
-    assert bench._realtime_speedup(rows) == {"640x360": pytest.approx(12.0)}
+    assert bench_model._realtime_speedup(rows) == {"640x360": pytest.approx(12.0)}
 
 
 @pytest.mark.parametrize(("name", "device", "tf32", "expected"), [
@@ -256,7 +259,7 @@ def test_the_students_speedup_compares_the_best_backend_of_each_at_each_size():
 ])
 def test_each_backend_is_compared_with_the_matmul_peak_of_its_precision(name, device, tf32,
                                                                         expected):
-    assert bench.peak_precision(name, device, tf32) == expected
+    assert results.peak_precision(name, device, tf32) == expected
 
 
 def test_bench_options_a_benchmark_does_not_take_are_user_errors():

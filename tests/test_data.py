@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vidgan.core import images
 from vidgan.core.errors import VidganError
 from vidgan.train import data
 
@@ -32,7 +33,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
     (tmp_path / "truncated.png").write_bytes(good[0].read_bytes()[:60])
     (tmp_path / "notes.txt").write_text("not an image, not counted")
     with pytest.warns(UserWarning, match="skipped 2 unreadable image"):
-        found = data.list_images(tmp_path)
+        found = images.list_images(tmp_path)
     assert found == good
 
 
@@ -40,15 +41,15 @@ def test_all_readable_gives_no_warning(tmp_path):
     write_images(tmp_path, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(data.list_images(tmp_path)) == 2
+        assert len(images.list_images(tmp_path)) == 2
 
 
 def test_empty_or_missing_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(VidganError, match="no readable images in") as e:
-        data.list_images(tmp_path)
+        images.list_images(tmp_path)
     assert "\n" not in e.value.message
     with pytest.raises(VidganError, match="does not exist"):
-        data.list_images(tmp_path / "missing")
+        images.list_images(tmp_path / "missing")
 
 
 def test_find_domains(tmp_path):
@@ -108,3 +109,17 @@ def test_image_pool_resumes_exactly():
     for _ in range(3):
         assert torch.equal(pool.query(batch), clone.query(batch))
     assert torch.equal(data.ImagePool(size=0).query(batch), batch)
+
+
+def test_augment_mirrors_about_half_the_draws():
+    """A coin-flip mirror: with the crop filling the image, some draws come back mirrored and
+    the others as they were, and nothing else changes."""
+    left_dark = Image.fromarray(np.repeat(np.linspace(0, 255, 32, dtype=np.uint8)[None, :, None],
+                                          32, 0).repeat(3, 2))
+    mirrored = left_dark.transpose(Image.FLIP_LEFT_RIGHT)
+    flips = []
+    for seed in range(40):
+        out = data.augment(left_dark, load_size=32, crop=32, rng=random.Random(seed))
+        assert out.tobytes() in (left_dark.tobytes(), mirrored.tobytes())
+        flips.append(out.tobytes() == mirrored.tobytes())
+    assert 10 <= sum(flips) <= 30

@@ -14,7 +14,7 @@ from PIL import Image
 
 from vidgan.core import modelfile
 from vidgan.core.errors import VidganError
-from vidgan.evaluation import evaluate
+from vidgan.evaluation import heldout as evaluate
 from vidgan.runtime import frames
 
 

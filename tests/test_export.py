@@ -265,7 +265,7 @@ def test_cli_bad_folders_are_one_line(tiny_model, tmp_path, vidgan_cli, case):
 
 
 def test_verification_photos_are_built_in_or_given(tmp_path):
-    from vidgan.pipelines.demo import sample_photos
+    from vidgan.core.images import sample_photos
 
     images = sample_images(4, (64, 96))
     assert images.shape == (4, 3, 64, 96) and images_source() == "the built-in sample photos"

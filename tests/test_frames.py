@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidgan.core import padding
 from vidgan.runtime import frames
+from vidgan.runtime.stylizer import Stylizer
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -64,17 +66,17 @@ def test_denormalize_rounds_and_saturates():
 def test_denormalize_takes_a_cropped_view():
     img = random_frames(1, 8, 12)
     padded = F.pad(frames.normalize(torch.from_numpy(img)), (0, 4, 0, 4), mode="reflect")
-    out = frames.denormalize(frames.crop(padded, (8, 12)))
+    out = frames.denormalize(padding.crop(padded, (8, 12)))
     np.testing.assert_array_equal(out.numpy(), img)
 
 
 def test_pad_to_multiple_reflects_and_crop_restores():
     x = torch.arange(2 * 3 * 17 * 18, dtype=torch.float32).view(2, 3, 17, 18)
-    padded, size = frames.pad_to_multiple(x, 4)
+    padded, size = padding.pad_to_multiple(x, 4)
     assert padded.shape == (2, 3, 20, 20) and size == (17, 18)
     torch.testing.assert_close(padded[..., 17, :18], x[..., 15, :])  # row 17 mirrors row 15
     torch.testing.assert_close(padded[..., :17, 19], x[..., :, 15])  # column 19 mirrors column 15
-    torch.testing.assert_close(frames.crop(padded, size), x)
+    torch.testing.assert_close(padding.crop(padded, size), x)
 
 
 @pytest.mark.parametrize("h, w", [(1, 1), (3, 2), (4, 300), (300, 2)])
@@ -83,18 +85,18 @@ def test_tiny_frames_are_padded_to_what_the_generator_needs(tiny_model, h, w):
     from vidgan.runtime.backends import load_backend
 
     backend = load_backend(tiny_model, "torch", "cpu")
-    out = frames.Stylizer(backend)(random_frames(1, h, w))
+    out = Stylizer(backend)(random_frames(1, h, w))
     assert out.shape == (1, h, w, 3)
     x = frames.normalize(torch.from_numpy(random_frames(1, h, w)))
-    padded, _ = frames.pad_to_multiple(x, 4)
-    assert min(padded.shape[-2:]) >= frames.MIN_SIDE
-    assert frames.crop(backend(padded), (h, w)).shape == (1, 3, h, w)
+    padded, _ = padding.pad_to_multiple(x, 4)
+    assert min(padded.shape[-2:]) >= padding.MIN_SIDE
+    assert padding.crop(backend(padded), (h, w)).shape == (1, 3, h, w)
 
 
 def test_stylizer_with_identity_backend_returns_the_frames():
     img = random_frames(2, 37, 53)  # odd sizes: padded to 40x56 and cropped back
     backend = Identity(multiple=8)
-    out = frames.Stylizer(backend)(img)
+    out = Stylizer(backend)(img)
     assert backend.seen.shape == (2, 3, 40, 56)
     assert out.shape == img.shape and out.dtype == torch.uint8 and out.device.type == "cpu"
     np.testing.assert_array_equal(out.numpy(), img)
@@ -103,16 +105,16 @@ def test_stylizer_with_identity_backend_returns_the_frames():
 def test_stylizer_pads_like_pad_to_multiple():
     img = random_frames(1, 37, 53)
     backend = Identity(multiple=8)
-    frames.Stylizer(backend)(img)
-    expected, _ = frames.pad_to_multiple(frames.normalize(torch.from_numpy(img)), 8)
+    Stylizer(backend)(img)
+    expected, _ = padding.pad_to_multiple(frames.normalize(torch.from_numpy(img)), 8)
     torch.testing.assert_close(backend.seen, expected, atol=1e-6, rtol=0)
 
 
 def test_stylizer_replicates_edges_when_the_pad_exceeds_the_frame():
     img = random_frames(1, 5, 7)
     backend = Identity(multiple=16)
-    out = frames.Stylizer(backend)(img)
-    expected, _ = frames.pad_to_multiple(frames.normalize(torch.from_numpy(img)), 16)
+    out = Stylizer(backend)(img)
+    expected, _ = padding.pad_to_multiple(frames.normalize(torch.from_numpy(img)), 16)
     torch.testing.assert_close(backend.seen, expected, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(out.numpy(), img)
 
@@ -121,18 +123,18 @@ def test_stylizer_processes_at_height_and_returns_input_or_output_size():
     img = np.ascontiguousarray(np.broadcast_to(np.linspace(0, 255, 64, dtype=np.uint8), (48, 64)))
     img = np.repeat(img[None, :, :, None], 3, axis=-1)  # a smooth ramp: resizing keeps its values
     backend = Identity()
-    out = frames.Stylizer(backend, height=24)(img)
+    out = Stylizer(backend, height=24)(img)
     assert backend.seen.shape == (1, 3, 24, 32)
     assert out.shape == img.shape
     assert np.abs(out.numpy().astype(int) - img).max() <= 6
-    out = frames.Stylizer(backend, height=24, output_size=(30, 40))(img[0])
+    out = Stylizer(backend, height=24)(img[0], (30, 40))
     assert out.shape == (1, 30, 40, 3)
 
 
 def test_stylizer_gives_an_fp16_backend_fp16_and_takes_fp16_back():
     img = random_frames(1, 9, 10)
     backend = Identity(input_dtype=torch.float16)
-    out = frames.Stylizer(backend)(img)
+    out = Stylizer(backend)(img)
     assert backend.seen.dtype == torch.float16
     np.testing.assert_array_equal(out.numpy(), img)
 
@@ -161,9 +163,9 @@ def test_as_tensor_adds_the_batch_dimension_without_copying():
 @needs_cuda
 def test_cuda_stylizer_matches_the_cpu_one():
     img = random_frames(2, 37, 53)
-    cpu = frames.Stylizer(Identity("cpu"))(img)
+    cpu = Stylizer(Identity("cpu"))(img)
     for dtype in (torch.float32, torch.float16):
         backend = Identity("cuda", input_dtype=dtype)
-        out = frames.Stylizer(backend)(img)
+        out = Stylizer(backend)(img)
         assert out.device.type == "cuda" and backend.seen.dtype == dtype
         np.testing.assert_array_equal(out.cpu().numpy(), cpu.numpy())

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidgan.core import models
-from vidgan.runtime import frames
+from vidgan.core import models, padding
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -15,8 +14,8 @@ TINY = {"fast": {"ngf": 4, "n_blocks": 1}, "resnet": {"ngf": 4, "n_blocks": 2}, 
 
 
 def _stylize(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    padded, size = frames.pad_to_multiple(x, net.multiple)
-    return frames.crop(net(padded), size)
+    padded, size = padding.pad_to_multiple(x, net.multiple)
+    return padding.crop(net(padded), size)
 
 
 @pytest.mark.parametrize("name", models.GENERATORS)

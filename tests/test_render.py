@@ -18,7 +18,10 @@ import pytest
 import torch
 from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
-from vidgan.pipelines.render import FrameProgress, render_video, to_host
+from vidgan.core.progress import Progress
+from vidgan.pipelines.render import render_video, to_host
+from vidgan.runtime.stylizer import Stylizer
+from vidgan.runtime.temporal import Stabilizer
 
 
 def _video(path: Path) -> dict:
@@ -50,8 +53,13 @@ def backend(tiny_model):
     torch.set_num_threads(threads)
 
 
-def _render(src, dst, backend, **kw):
-    return render_video(src, dst, backend=backend, progress=False, **kw)
+def _render(src, dst, backend, height=None, stabilize=None, **kw):
+    return render_video(src, dst, Stylizer(backend, height, _stabilizer(stabilize, backend)),
+                        progress=False, **kw)
+
+
+def _stabilizer(strength, backend):
+    return None if strength is None else Stabilizer(strength, device=backend.device)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -289,7 +297,7 @@ def test_failure_midway_leaves_no_file_and_no_thread(backend, tmp_path, exc):
     src = make_clip(tmp_path / "in.mp4", frames=24, audio="aac")
     before = threading.active_count()
     with pytest.raises(type(exc)):
-        render_video(src, tmp_path / "out.mp4", backend=_FailingBackend(backend, exc), progress=False)
+        render_video(src, tmp_path / "out.mp4", Stylizer(_FailingBackend(backend, exc)), progress=False)
     assert _leftovers(tmp_path) == []
     assert threading.active_count() == before
 
@@ -301,6 +309,7 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
         import torch
         from vidgan.runtime.backends import load_backend
         from vidgan.pipelines.render import render_video
+        from vidgan.runtime.stylizer import Stylizer
         inner = load_backend({str(tiny_model)!r}, "torch", "cpu")
         torch.set_num_threads(1)
         class Slow:
@@ -309,7 +318,7 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
             def __call__(self, x):
                 time.sleep(0.05)
                 return inner(x)
-        render_video({str(src)!r}, {str(tmp_path / "out.mp4")!r}, backend=Slow(), progress=False)
+        render_video({str(src)!r}, {str(tmp_path / "out.mp4")!r}, Stylizer(Slow()), progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -329,16 +338,16 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
 # --- progress ----------------------------------------------------------------------------------
 
 def test_progress_prints_plain_lines_when_not_a_terminal(capsys):
-    with FrameProgress("render", total=4, every=0.0) as bar:
+    with Progress("render", total=4, every=0.0) as bar:
         for _ in range(4):
             bar.advance()
     lines = capsys.readouterr().err.splitlines()
-    assert lines[-1].startswith("render: 4/4 frames") and "ETA" in lines[-1]
+    assert lines[-1].startswith("render: 4/4 frames (100.0%)") and "ETA" in lines[-1]
 
 
 def test_summary_line(backend, tmp_path, capsys):
     src = make_clip(tmp_path / "in.mp4", frames=3)
-    render_video(src, tmp_path / "out.mp4", backend=backend)
+    render_video(src, tmp_path / "out.mp4", Stylizer(backend))
     out = capsys.readouterr().out
     assert out.startswith("rendered 3 frames in ")
     assert f"fps, {backend.name}, {backend.model_name}) -> " in out  # which model ran
@@ -407,7 +416,7 @@ def test_a_cuda_batch_goes_to_pinned_memory_without_blocking(tiny_model, tmp_pat
     done.synchronize()
     assert host.is_pinned() and host.device.type == "cpu" and torch.equal(host, batch.cpu())
     src = make_clip(tmp_path / "in.mp4")
-    result = render_video(src, tmp_path / "out.mp4", model=tiny_model, device="cuda",
+    result = render_video(src, tmp_path / "out.mp4", Stylizer.build(tiny_model, device="cuda"),
                           batch_size=2, progress=False)
     assert result.frames == _video(src)["frames"] and result.backend.startswith("torch-cuda")
 # --- damaged inputs: frames lost are counted, never hidden ---------------------------------------

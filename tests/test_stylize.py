@@ -9,6 +9,7 @@ from PIL import Image
 
 from vidgan.core.errors import VidganError
 from vidgan.pipelines.stylize import load_image, stylize_images, upright_size
+from vidgan.runtime.stylizer import Stylizer
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def _folder(tmp_path):
 
 def test_folder_in_folder_out_with_names_and_orientation(backend, tmp_path):
     src = _folder(tmp_path)
-    result = stylize_images(src, tmp_path / "out", backend=backend, progress=False)
+    result = stylize_images(src, tmp_path / "out", Stylizer(backend), progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["plain.png", "rotated.jpg"]
     assert len(result.written) == 2
     with Image.open(tmp_path / "out" / "rotated.jpg") as im:
@@ -64,7 +65,7 @@ def test_upright_size_is_the_loaded_image_size_from_the_header_alone(tmp_path):
 
 def test_side_by_side_shows_the_upright_original_on_the_left(backend, tmp_path):
     src = _exif_rotated_jpeg(tmp_path / "in.jpg")
-    stylize_images(src, tmp_path / "out.png", backend=backend, side_by_side=True, progress=False)
+    stylize_images(src, tmp_path / "out.png", Stylizer(backend), side_by_side=True, progress=False)
     out = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
     assert out.shape == (64, 96, 3)
     upright = np.rot90(moving_square(0, 64, 48), -1)  # orientation 6: turn clockwise
@@ -73,7 +74,7 @@ def test_side_by_side_shows_the_upright_original_on_the_left(backend, tmp_path):
 
 def test_processing_height_keeps_the_output_size(backend, tmp_path):
     Image.fromarray(moving_square(0, 128, 96)).save(tmp_path / "in.png")
-    stylize_images(tmp_path / "in.png", tmp_path / "out.webp", backend=backend, height=32,
+    stylize_images(tmp_path / "in.png", tmp_path / "out.webp", Stylizer(backend, 32),
                    progress=False)
     with Image.open(tmp_path / "out.webp") as im:
         assert im.size == (128, 96) and im.format == "WEBP"
@@ -82,14 +83,14 @@ def test_processing_height_keeps_the_output_size(backend, tmp_path):
 def test_file_into_an_existing_folder(backend, tmp_path):
     Image.fromarray(moving_square(0, 32, 32)).save(tmp_path / "in.bmp")
     (tmp_path / "out").mkdir()
-    stylize_images(tmp_path / "in.bmp", tmp_path / "out", backend=backend, progress=False)
+    stylize_images(tmp_path / "in.bmp", tmp_path / "out", Stylizer(backend), progress=False)
     assert (tmp_path / "out" / "in.bmp").is_file()
 
 
 def test_unreadable_image_in_a_folder_is_skipped(backend, tmp_path, capsys):
     src = _folder(tmp_path)
     (src / "broken.png").write_bytes(b"\x89PNG not really")
-    result = stylize_images(src, tmp_path / "out", backend=backend, progress=False)
+    result = stylize_images(src, tmp_path / "out", Stylizer(backend), progress=False)
     assert [p.name for p in result.skipped] == ["broken.png"]
     assert not (tmp_path / "out" / "broken.png").exists()
     assert "skipped 1 image(s): broken.png (unreadable)" in capsys.readouterr().err
@@ -100,9 +101,9 @@ def test_existing_outputs_need_overwrite(backend, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "plain.png").write_text("old")
     with pytest.raises(VidganError, match="--overwrite"):
-        stylize_images(src, tmp_path / "out", backend=backend, progress=False)
+        stylize_images(src, tmp_path / "out", Stylizer(backend), progress=False)
     assert (tmp_path / "out" / "plain.png").read_text() == "old"
-    stylize_images(src, tmp_path / "out", backend=backend, overwrite=True, progress=False)
+    stylize_images(src, tmp_path / "out", Stylizer(backend), overwrite=True, progress=False)
     assert Image.open(tmp_path / "out" / "plain.png").size == (40, 30)
 
 
@@ -163,7 +164,7 @@ def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
 def test_16_bit_image_comes_out_stylized_not_flat(backend, tmp_path):
     ramp = (_gradient() * 65535).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "in.png")
-    stylize_images(tmp_path / "in.png", tmp_path / "out.png", backend=backend, progress=False)
+    stylize_images(tmp_path / "in.png", tmp_path / "out.png", Stylizer(backend), progress=False)
     out = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
     assert out.std() > 10  # a flat white (or black) image has none
 
@@ -172,14 +173,14 @@ def test_transparency_is_kept_in_png_and_named_when_dropped(backend, tmp_path, c
     alpha = np.tile(np.linspace(0, 255, 64), (48, 1)).astype(np.uint8)
     rgba = np.dstack([moving_square(0, 64, 48), alpha])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
-    stylize_images(tmp_path / "in.png", tmp_path / "out.png", backend=backend, side_by_side=True,
+    stylize_images(tmp_path / "in.png", tmp_path / "out.png", Stylizer(backend), side_by_side=True,
                    progress=False)
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "RGBA" and im.size == (128, 48)
         alpha = np.asarray(im)[..., 3]
     np.testing.assert_array_equal(alpha, np.concatenate([rgba[..., 3]] * 2, axis=1))
     assert capsys.readouterr().err == ""
-    stylize_images(tmp_path / "in.png", tmp_path / "out.jpg", backend=backend, progress=False)
+    stylize_images(tmp_path / "in.png", tmp_path / "out.jpg", Stylizer(backend), progress=False)
     assert "transparency of 1 image(s) was dropped" in capsys.readouterr().err
     assert Image.open(tmp_path / "out.jpg").mode == "RGB"
 
@@ -198,7 +199,7 @@ def test_unusable_images_in_a_folder_are_skipped_and_counted(backend, tmp_path, 
     Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(src / "tiny.png")
     Image.fromarray(np.zeros((3000, 4, 3), np.uint8)).save(src / "sliver.png")
     _animated_gif(src / "anim.gif")
-    result = stylize_images(src, tmp_path / "out", backend=backend, progress=False)
+    result = stylize_images(src, tmp_path / "out", Stylizer(backend), progress=False)
     assert sorted(p.name for p in result.written) == ["good.png", "still.gif"]
     assert sorted(p.name for p in result.skipped) == ["anim.gif", "sliver.png", "tiny.png"]
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Flicker reduction (vidgan.runtime.temporal) and the warping-error metric (vidgan.evaluation.evaluate)."""
+"""Flicker reduction (vidgan.runtime.temporal) and the warping-error metric (vidgan.evaluation.flicker)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_clip, moving_square
-from vidgan.evaluation.evaluate import format_stability, video_stability
 
 from vidgan.core.errors import VidganError
+from vidgan.evaluation.flicker import format_stability, video_stability
 from vidgan.runtime.temporal import Stabilizer
 
 

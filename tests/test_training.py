@@ -123,7 +123,7 @@ def test_run_writes_checkpoint_samples_plot_and_model_files(
     assert training.train(cfg) == run / "model.safetensors"
     # stderr is not a terminal here: plain progress lines instead of a live bar
     err = capsys.readouterr().err
-    assert "step 6/6 (100.0%)  epoch 1" in err and " it/s  ETA 0:00:00  adv " in err
+    assert "train: 6/6 steps (100.0%)  epoch 1" in err and "/s  ETA 0:00:00  adv " in err
     assert err.strip().endswith(f"model file {run / 'model.safetensors'}")
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000000006.pt"]
     assert {p.name for p in (run / "samples").iterdir()} == {"epoch-0001.png", "latest.png"}
@@ -133,8 +133,10 @@ def test_run_writes_checkpoint_samples_plot_and_model_files(
     assert not list(run.rglob("*.partial*"))
 
     ckpt = torch.load(run / "checkpoints" / "step-000000006.pt", weights_only=False)
-    assert ckpt["config"] == training.config_dict(cfg)  # the resolved config, flags included
-    assert ckpt["config"]["epochs"] == 1 and ckpt["config"]["recipe"] == "tiny.toml"
+    assert ckpt["config"] == recipes.saved_config(cfg)  # the resolved config, flags included
+    assert ckpt["config"]["version"] == modelfile.CONFIG_VERSION
+    assert ckpt["config"]["recipe"]["epochs"] == 1 and ckpt["config"]["recipe"]["recipe"] == "tiny.toml"
+    assert ckpt["config"]["run"]["data"] == str(dataset)  # a resume needs to know
     assert ckpt["state"] == {**ckpt["state"], "epoch": 1, "batch": 0, "step": 6}
 
     G, info = modelfile.load_model(run / "model.safetensors")
@@ -145,7 +147,9 @@ def test_run_writes_checkpoint_samples_plot_and_model_files(
         "photo->painting",
     )
     assert info_f.direction == "painting->photo"
-    assert info.config == ckpt["config"]
+    # the model file has the recipe, and no path of the machine it trained on
+    assert info.config == {"version": modelfile.CONFIG_VERSION, "recipe": ckpt["config"]["recipe"]}
+    assert str(dataset) not in (run / "model.safetensors").read_bytes().decode("latin-1")
     assert info.training["steps"] == 6 and set(info.training["final_losses"]) >= {"cycle_x", "d_y"}
     for net, key in ((G, "G"), (F, "F")):
         for name, tensor in net.state_dict().items():
@@ -157,7 +161,7 @@ def test_export_only_writes_the_model_files_of_a_checkpoint(tmp_path, recipe, da
     training.train(tiny_config(recipe, dataset, run, epochs=1))
     expected, _ = modelfile.load_model(run / "model.safetensors")
     (run / "model.safetensors").unlink()
-    ckpt = training.latest_checkpoint(run)
+    ckpt = training.latest_checkpoint(run, training.CHECKPOINT_KEYS)
     code, out, _ = vidgan_cli("train", "--export-only", ckpt)
     assert code == 0 and str(run / "model.safetensors") in out
     G, info = modelfile.load_model(run / "model.safetensors")
@@ -233,7 +237,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path, recipe, datase
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err
     assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
-    ckpt = training.latest_checkpoint(run)
+    ckpt = training.latest_checkpoint(run, training.CHECKPOINT_KEYS)
     step = torch.load(ckpt, weights_only=False)["state"]["step"]
     assert step >= 2 and len(loss_rows(run)) == step
 
@@ -287,7 +291,7 @@ def test_a_checkpoint_loads_onto_any_training_device(tmp_path, recipe, dataset):
     run = tmp_path / "run"
     cfg = tiny_config(recipe, dataset, run, max_steps=2)
     training.train(cfg)
-    ckpt = training.latest_checkpoint(run)
+    ckpt = training.latest_checkpoint(run, training.CHECKPOINT_KEYS)
     saved = torch.load(ckpt, weights_only=False)
     torch.manual_seed(123)
     gan = training.CycleGAN(cfg, torch.device("meta"))
@@ -441,7 +445,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, recipe, dataset, vidgan_c
 
 def _break_newer_checkpoints(run: Path) -> list[Path]:
     """Three unusable checkpoints newer than the run's own: cut short, garbage, empty."""
-    good = training.latest_checkpoint(run)
+    good = training.latest_checkpoint(run, training.CHECKPOINT_KEYS)
     raw = good.read_bytes()
     folder = run / "checkpoints"
     broken = [folder / f"step-00000000{n}.pt" for n in (7, 8, 9)]
@@ -454,10 +458,10 @@ def _break_newer_checkpoints(run: Path) -> list[Path]:
 def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path, recipe, dataset):
     run = tmp_path / "run"
     training.train(tiny_config(recipe, dataset, run, max_steps=2))
-    good = training.latest_checkpoint(run)
+    good = training.latest_checkpoint(run, training.CHECKPOINT_KEYS)
     broken = _break_newer_checkpoints(run)
     with pytest.warns(UserWarning) as caught:
-        assert training.latest_checkpoint(run) == good
+        assert training.latest_checkpoint(run, training.CHECKPOINT_KEYS) == good
     assert [str(p) in str(w.message) for w in caught for p in broken].count(True) == 3
     proc = subprocess.run(
         [sys.executable, "-m", "vidgan", "train", "--resume", "--out", str(run), "--max-steps", "3"],
@@ -494,3 +498,81 @@ def test_full_disk_while_saving_a_checkpoint_leaves_no_partial_file(tmp_path, re
     assert last.startswith(f"error: cannot write {run / 'checkpoints'}") and "File too large" in last
     assert list((run / "checkpoints").iterdir()) == []  # no 30 MB .partial filling the disk
     assert "Traceback" not in proc.stderr
+
+
+# --- the losses and the pool reach what they should -----------------------------------------
+
+
+def tiny_gan(pool_size: int = 4) -> training.CycleGAN:
+    cfg = training.TrainConfig(generator="fast", generator_kwargs={"ngf": 4, "n_blocks": 1},
+                               discriminator_kwargs={"ndf": 8}, crop=32, pool_size=pool_size,
+                               lambda_identity=0.0)
+    torch.manual_seed(0)
+    return training.CycleGAN(cfg, torch.device("cpu"))
+
+
+def batch(seed: int) -> torch.Tensor:
+    return torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_both_cycle_losses_train_the_generators():
+    """With discriminators that see nothing (adversarial gradients are zero), G's and F's
+    gradients after a step are exactly those of lambda_cycle * (cycle_x + cycle_y)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    gan = tiny_gan()
+    for d in (gan.discs.D_Y, gan.discs.D_X):
+        d.forward = lambda x, forward=d.forward: forward(x) * 0  # blind, but still in the graph
+    G, F_ = copy.deepcopy(gan.gens.G), copy.deepcopy(gan.gens.F)
+    x, y = batch(1), batch(2)
+    gan.step(x, y)
+    reference = gan.cfg.lambda_cycle * (F.l1_loss(F_(G(x)), x) + F.l1_loss(G(F_(y)), y))
+    reference.backward()
+    for trained, ref in ((gan.gens.G, G), (gan.gens.F, F_)):
+        for (name, p), q in zip(trained.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_d_y_learns_from_the_pool_of_earlier_paintings():
+    """D_Y's fake half comes from the pool: a stored earlier fake when the pool swaps one in."""
+    gan = tiny_gan(pool_size=1)
+    marker = torch.full((3, 32, 32), 0.5)
+    gan.pool_y.images = [marker.clone()]
+    gan.pool_y.rng.seed(1)  # its first draw is under 0.5: the stored fake is handed out
+    seen = []
+    forward = gan.discs.D_Y.forward
+    gan.discs.D_Y.forward = lambda x: seen.append(x.detach().clone()) or forward(x)
+    gan.step(batch(1), batch(2))
+    _real, fake = seen[-1]  # the discriminator step: real paintings, then the pooled fakes
+    torch.testing.assert_close(fake, marker)
+    assert not torch.equal(gan.pool_y.images[0], marker)  # the new fake took its place
+
+
+# --- configs saved by earlier versions ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["vangogh-fast", "vangogh-fast-F", "vangogh-realtime"])
+def test_the_bundled_model_files_still_load(name):
+    """They hold a version-1 config: every field, flat, run paths included."""
+    path = modelfile.WEIGHTS_DIR / f"{name}.safetensors"
+    _generator, info = modelfile.load_model(path)
+    assert "version" not in info.config  # written before configs had versions
+    recipe = info.recipe
+    assert recipe == info.config and (recipe.get("generator") or recipe.get("student")) == info.arch
+    assert info.normalization == modelfile.TRAINING
+
+
+def test_a_checkpoint_from_before_versioned_configs_resumes(tmp_path, recipe, dataset, vidgan_cli):
+    run = tmp_path / "run"
+    training.train(tiny_config(recipe, dataset, run, max_steps=2))
+    (ckpt,) = training.checkpoints(run)
+    saved = torch.load(ckpt, weights_only=False)
+    saved["config"] = {**saved["config"]["recipe"], **saved["config"]["run"]}  # version 1: flat
+    torch.save(saved, ckpt)
+    code, _, err = vidgan_cli("train", "--resume", "--out", run, "--max-steps", 3)
+    assert code == 0, err
+    assert [int(r["step"]) for r in loss_rows(run)] == [1, 2, 3]
+    info = modelfile.read_info(run / "model.safetensors")
+    assert info.config["version"] == modelfile.CONFIG_VERSION and "data" not in info.recipe

@@ -359,7 +359,7 @@ def bench(
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the result JSON (default: the cache's results/, see `vidgan info`).")] = None,
 ) -> None:
     """Benchmarks: a table on screen and JSON in --out (the cache's results/ by default)."""
-    from vidgan.tools import bench as benchmarks
+    from vidgan.tools.bench import run as benchmarks
 
     benchmarks.run_bench(
         what, model=model, backends=backend, device=device, seconds=seconds, batch=batch,
@@ -431,7 +431,7 @@ def _fill_help(command) -> None:
     which `vidgan --help` never does)."""
     from vidgan.core import models
     from vidgan.runtime.backends import backend_names
-    from vidgan.tools import bench
+    from vidgan.tools.bench import run as bench
 
     lists = {"backends": backend_names(), "generators": tuple(models.GENERATORS),
              "variants": tuple(bench.MODEL_VARIANTS), "benches": tuple(bench.BENCHES)}
