@@ -1,3 +1,0 @@
-from vidgan.cli import main
-
-main()
