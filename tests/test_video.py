@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -179,6 +180,12 @@ def test_nvenc_is_offered_only_with_an_nvidia_gpu(tmp_path):
     with pytest.raises(VidganError) as caught:
         video.encoder_name("divx")
     assert ("nvenc" in caught.value.message) == video.nvenc_available()
+
+
+@pytest.mark.skipif(Path("/proc/driver/nvidia/gpus").is_dir(), reason="an NVIDIA GPU is here")
+def test_nvenc_counts_as_available_only_when_an_encoder_opens():
+    # FFmpeg lists h264_nvenc everywhere; an H200 even has the driver's library, but no encoder
+    assert "h264_nvenc" not in av.codecs_available or not video._nvenc_opens()
 
 
 @pytest.mark.gpu

@@ -261,16 +261,31 @@ def usable_codecs() -> list[str]:
 
 @functools.cache
 def nvenc_available() -> bool:
-    """Whether NVENC can run: NVIDIA's encoder library loads, and (on Linux) the driver lists
-    a GPU. PyAV's FFmpeg lists the NVENC encoders on any machine."""
-
+    """Whether NVENC can run: NVIDIA's encoder library loads, the driver lists a GPU, and an
+    encoder opens. PyAV's FFmpeg lists the NVENC encoders on any machine, and data-centre GPUs
+    (H100, H200) have the driver's library but no encoder."""
     library = "nvEncodeAPI64.dll" if sys.platform == "win32" else "libnvidia-encode.so.1"
     try:
         ctypes.CDLL(library)
     except OSError:
         return False
     gpus = Path("/proc/driver/nvidia/gpus")
-    return not sys.platform.startswith("linux") or (gpus.is_dir() and any(gpus.iterdir()))
+    if sys.platform.startswith("linux") and not (gpus.is_dir() and any(gpus.iterdir())):
+        return False
+    return _nvenc_opens()
+
+
+def _nvenc_opens() -> bool:
+    if "h264_nvenc" not in av.codecs_available:
+        return False
+    context = av.CodecContext.create("h264_nvenc", "w")
+    context.width, context.height, context.pix_fmt = 256, 256, "yuv420p"
+    context.time_base = Fraction(1, 25)
+    try:
+        context.open()
+    except av.FFmpegError:
+        return False
+    return True
 
 
 def check_quality(crf: int, preset: str) -> None:
