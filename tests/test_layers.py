@@ -14,10 +14,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vidgan"
 # Lower layers never import higher ones; layers of one rank never import each other.
 RANKS = {"core": 0, "train": 1, "runtime": 2, "pipelines": 3, "evaluation": 3, "tools": 4,
          "cli": 5, "__main__": 6}
-# Imported inside functions on purpose: optional (or platform-only) dependencies, and a
-# second's import that one function needs. Anything else goes at the top of the module.
+# Imported inside functions on purpose: optional (or platform-only) dependencies, and the
+# slow imports (half a second or more) that one rarely used function needs, so that running a
+# model never pays for exporting or plotting. Anything else goes at the top of the module.
 LOCAL_OK = ("tensorrt", "onnxruntime", "pyvirtualcam", "mss", "torch.utils.tensorboard",
-            "skimage", "resource")
+            "resource", "onnx", "onnxconverter_common", "matplotlib", "skimage")
 CLI = {"vidgan.cli"}  # may import anything inside a command: `vidgan --help` stays instant
 
 

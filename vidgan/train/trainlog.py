@@ -13,7 +13,6 @@ import csv
 import io
 from pathlib import Path
 
-import matplotlib
 import torch
 from PIL import Image, ImageOps
 from rich.console import Console
@@ -24,9 +23,6 @@ from vidgan.core.normalization import TRAINING
 from vidgan.core.padding import run_padded
 from vidgan.core.progress import Progress, duration  # noqa: F401 - duration: the run's summary
 from vidgan.train import data
-
-matplotlib.use("Agg")  # files only: no window, no display needed
-import matplotlib.pyplot as plt
 
 LOSS_NAMES = ("adv_g", "adv_f", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_y", "d_x", "tv_y", "tv_x")
 COLUMNS = ("epoch", "step", "lr_factor", *LOSS_NAMES)
@@ -213,6 +209,11 @@ def plot_losses(rows: list[dict], path: Path, marks: dict[int, str] | None = Non
     """Smoothed loss curves, a panel per (title, names); `marks` labels a line at given steps."""
     if not rows:
         return
+    import matplotlib  # a quarter second, for the plots only
+
+    matplotlib.use("Agg")  # files only: no window, no display needed
+    import matplotlib.pyplot as plt
+
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels):

@@ -11,10 +11,14 @@ from pathlib import Path
 from vidgan.core import modelfile
 from vidgan.core.device import resolve_device
 from vidgan.core.errors import VidganError
+from vidgan.runtime.backends.registry import BACKENDS, Backend, Shapes, auto_order
 
 # Each module registers its backend where it is defined; the order here is the help's order.
-from vidgan.runtime.backends import ort_backend, torch_backend, trt_backend  # noqa: F401
-from vidgan.runtime.backends.registry import BACKENDS, Backend, Shapes, auto_order
+# isort: off
+from vidgan.runtime.backends import torch_backend  # noqa: F401
+from vidgan.runtime.backends import ort_backend  # noqa: F401
+from vidgan.runtime.backends import trt_backend  # noqa: F401
+# isort: on
 
 PRECISIONS = ("auto", "fp32", "fp16")
 

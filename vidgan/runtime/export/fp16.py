@@ -5,9 +5,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import onnx
-from onnxconverter_common import float16
-
 from vidgan.core.files import atomic_path
 from vidgan.runtime.export.onnx import set_metadata
 
@@ -21,6 +18,9 @@ def convert_fp16(onnx_path: str | Path, fp16_path: str | Path) -> Path:
     passes onnx.checker (full) and strict type inference. Weights beyond fp16's range are clamped
     (tiny ones to +-1e-7, huge ones to +-65504); metadata "vidgan.fp16_clamped" counts them.
     """
+    import onnx
+    from onnxconverter_common import float16
+
     model = onnx.load(str(onnx_path))
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + ["InstanceNormalization"]
     with warnings.catch_warnings(record=True) as caught:

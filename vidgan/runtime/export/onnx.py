@@ -1,4 +1,8 @@
-"""Model file -> ONNX: the generator as a graph with dynamic batch, height and width."""
+"""Model file -> ONNX: the generator as a graph with dynamic batch, height and width.
+
+The onnx package is imported by the functions that use it: half a second that running a
+model (whose backend module imports this one) never pays.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-import onnx
 import torch
-from onnx import numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from vidgan import __version__
 from vidgan.core.files import atomic_path
@@ -17,6 +18,7 @@ from vidgan.core.modelfile import file_hash, load_model, resolve
 
 INPUT, OUTPUT = "input", "output"  # the graph's (and every engine's) tensor names
 DYNAMIC_AXES = {name: {0: "batch", 2: "height", 3: "width"} for name in (INPUT, OUTPUT)}
+
 
 def export_onnx(model_path: str | Path | None, onnx_path: str | Path, opset: int = 17) -> Path:
     """Export a model file's generator to ONNX: input "input", output "output", both NCHW
@@ -27,6 +29,8 @@ def export_onnx(model_path: str | Path | None, onnx_path: str | Path, opset: int
     onnx.checker (full check) and carries the source model's hash in its metadata_props
     (vidgan.model_hash, vidgan.arch, vidgan.multiple, vidgan.precision, vidgan.version).
     """
+    import onnx
+
     if opset < 17:
         raise ValueError(f"opset must be >= 17 (InstanceNormalization and Resize), not {opset}")
     source = resolve(model_path)
@@ -61,6 +65,9 @@ def fold_constants(model) -> None:
     folding it gives every Pad constant pads, which any ONNX consumer (TensorRT's parser
     included) handles, and a graph that reads as the network it is.
     """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
     graph = model.graph
     known = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     kept = []
@@ -88,6 +95,8 @@ def op_precisions(model) -> dict[str, Counter]:
     A node counts under the element type of its first output (after shape inference); nodes
     with non-float outputs (shape arithmetic) are left out.
     """
+    import onnx
+
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
     types = {v.name: v.type.tensor_type.elem_type
@@ -104,6 +113,8 @@ def op_precisions(model) -> dict[str, Counter]:
 
 def io_dtypes(model) -> dict[str, str]:
     """{"input": "float32", "output": "float32"} of an ONNX model's graph inputs and outputs."""
+    import onnx
+
     return {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
             for v in [*model.graph.input, *model.graph.output]}
 
@@ -115,6 +126,8 @@ def onnx_metadata(model) -> dict[str, str]:
 
 def set_metadata(model, values: dict[str, str]) -> None:
     """Set metadata_props entries of an ONNX ModelProto, replacing those of the same keys."""
+    import onnx
+
     kept = [p for p in model.metadata_props if p.key not in values]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

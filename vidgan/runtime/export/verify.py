@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from vidgan.core.errors import VidganError
@@ -70,6 +69,8 @@ def photo_files(folder: Path) -> list[Path]:
 
 def onnx_psnr(onnx_path: Path, reference, images) -> float:
     """PSNR of the ONNX model through onnxruntime (CPU) against `reference` outputs."""
+    import onnxruntime as ort
+
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     out = session.run([OUTPUT], {INPUT: images.numpy()})[0]
     return psnr(out, reference)
