@@ -600,13 +600,11 @@ def targets(rows: list[dict], peak: dict, size: tuple[int, int]) -> list[dict]:
 
 def write(report: dict, folder: Path) -> Path:
     """The JSON, written whole under a temporary name and then renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    from vidgan.core.files import write_atomic
+
     path = folder / ("gpu_check_cpu.json" if report["mode"] == "cpu rehearsal" else "gpu_check.json")
     report["date"] = time.strftime("%Y-%m-%d %H:%M")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(report, indent=2, default=str) + "\n")
 
 
 def print_summary(report: dict) -> None:

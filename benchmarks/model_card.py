@@ -21,6 +21,7 @@ import torch
 from bundle import MAX_BUNDLE_BYTES, bundle, bundled_names, fail, fp16_error  # noqa: F401
 
 from vidgan.core import modelfile
+from vidgan.core.files import write_atomic
 from vidgan.tools.bench.results import machine
 from vidgan.train import trainlog
 
@@ -380,9 +381,7 @@ def student_section(card_path: Path) -> str:
 
 
 def write_card(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def main(argv: list[str] | None = None) -> None:

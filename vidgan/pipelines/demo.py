@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from vidgan.core.errors import Interrupted, VidganError
-from vidgan.core.files import write_atomic
+from vidgan.core.files import commit, write_atomic
 from vidgan.core.images import sample_photos
 from vidgan.pipelines.live import open_source, run_live
 from vidgan.pipelines.render import render_video
@@ -227,7 +226,7 @@ def _live_demo(out: Path, stylizer: Stylizer, source, seconds: float) -> tuple[i
                      duration=seconds, stats_every=None)
     if not recording.exists():
         raise VidganError(f"{keeper.name} gave no frames: nothing recorded")
-    os.replace(recording, out)  # complete already: the recorder wrote it under a temporary name
+    commit(recording, out)  # complete already: the recorder wrote it under a temporary name
     stills = keeper.kept or [keeper.last]
     after = [stylizer(image)[0].cpu().numpy() for image in stills]
     return stats.shown, _write_stills(stills, after, out.with_suffix(".png"))
