@@ -67,9 +67,23 @@ def test_fast_generator_keeps_its_layout():
     # The bundled model and running training checkpoints hold these exact tensors.
     with torch.device("meta"):
         net = models.build("fast")
-    assert models.default_kwargs("fast") == {"ngf": 32, "n_blocks": 6}
+    assert models.default_kwargs("fast") == {"ngf": 32, "n_blocks": 6, "down_pad": "zeros"}
     assert models.count_parameters(net) == 1_965_059
     assert net.multiple == 4
+
+
+def test_reflect_padded_downsampling_leaves_no_streaks_on_a_flat_image():
+    # zero padding reaches only the top and left outputs of a stride-2 convolution
+    torch.manual_seed(0)
+    zeros = models.build("fast", ngf=8, n_blocks=1).eval()
+    reflect = models.build("fast", ngf=8, n_blocks=1, down_pad="reflect").eval()
+    reflect.load_state_dict(zeros.state_dict())  # the same weights: a warm start carries over
+    flat = torch.full((1, 3, 64, 64), 0.4)
+    with torch.no_grad():
+        streaked, clean = zeros(flat), reflect(flat)
+    # InstanceNorm spreads the borders' difference over the whole picture
+    assert streaked.std() > 0.1
+    assert clean.std() < 0.01
 
 
 @pytest.mark.parametrize("hw", [(256, 256), (720, 1280)])

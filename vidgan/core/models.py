@@ -25,12 +25,19 @@ def _norm(channels: int, affine: bool = False) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=affine)
 
 
-def _conv_block(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
-    """Reflection-padded conv, InstanceNorm, ReLU (the paper's c7s1-k and dk blocks)."""
+def _conv_block(cin: int, cout: int, kernel: int, stride: int = 1,
+                down_pad: str = "zeros") -> list[nn.Module]:
+    """Reflection-padded conv, InstanceNorm, ReLU (the paper's c7s1-k and dk blocks).
+
+    The paper's stride-2 convolutions pad with zeros, which only their top and left outputs
+    see: a flat image comes back with streaks along those two borders. `down_pad="reflect"`
+    gives them the image's own pixels instead.
+    """
     pad = kernel // 2
     if stride == 1:
         return [nn.ReflectionPad2d(pad), nn.Conv2d(cin, cout, kernel), _norm(cout), nn.ReLU(True)]
-    return [nn.Conv2d(cin, cout, kernel, stride, padding=pad), _norm(cout), nn.ReLU(True)]
+    conv = nn.Conv2d(cin, cout, kernel, stride, padding=pad, padding_mode=down_pad)
+    return [conv, _norm(cout), nn.ReLU(True)]
 
 
 class ResidualBlock(nn.Module):
@@ -56,11 +63,12 @@ class ResnetGenerator(nn.Module):
 
     multiple = 4
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose"):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose",
+                 down_pad: str = "zeros"):
         super().__init__()
         layers = _conv_block(3, ngf, 7)
-        layers += _conv_block(ngf, ngf * 2, 3, stride=2)
-        layers += _conv_block(ngf * 2, ngf * 4, 3, stride=2)
+        layers += _conv_block(ngf, ngf * 2, 3, stride=2, down_pad=down_pad)
+        layers += _conv_block(ngf * 2, ngf * 4, 3, stride=2, down_pad=down_pad)
         layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
         layers += _up_block(ngf * 4, ngf * 2, upsample)
         layers += _up_block(ngf * 2, ngf, upsample)
@@ -260,12 +268,12 @@ def discriminator(build):
 
 
 @generator()
-def fast(ngf: int = 32, n_blocks: int = 6) -> ResnetGenerator:
+def fast(ngf: int = 32, n_blocks: int = 6, down_pad: str = "zeros") -> ResnetGenerator:
     """vidgan's real-time generator: the paper's layout at half width, 6 blocks, resize-convs.
 
     About a fifth of `resnet`'s compute at any resolution, and no checkerboard artefacts.
     """
-    return ResnetGenerator(ngf, n_blocks, upsample="resize")
+    return ResnetGenerator(ngf, n_blocks, "resize", down_pad)
 
 
 @generator()
