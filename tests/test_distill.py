@@ -69,15 +69,33 @@ def test_a_tiny_distillation_lowers_its_loss_and_writes_a_student(tiny_model, ph
     assert grid.size == (3 * 48, 4 * 48)  # photo | teacher | student, four held-out photos
 
 
-def test_resume_continues_exactly(tiny_model, photos, tmp_path):
-    straight = distill.distill(_config(tiny_model, photos, tmp_path / "a", steps=6))
-    distill.distill(_config(tiny_model, photos, tmp_path / "b", steps=6, max_steps=3))
+@pytest.mark.parametrize("lambda_adv", [0.0, 0.1])
+def test_resume_continues_exactly(tiny_model, photos, tmp_path, lambda_adv):
+    extra = {"lambda_adv": lambda_adv, "discriminator_kwargs": {"ndf": 4, "n_layers": 2}}
+    straight = distill.distill(_config(tiny_model, photos, tmp_path / "a", steps=6, **extra))
+    distill.distill(_config(tiny_model, photos, tmp_path / "b", steps=6, max_steps=3, **extra))
     cfg = distill.resumed_config(tmp_path / "b", {"max_steps": 6})
     resumed = distill.distill(cfg, resume=True)
     a, _ = modelfile.load_model(straight)
     b, _ = modelfile.load_model(resumed)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
+
+
+def test_the_adversarial_term_alone_moves_the_student_and_trains_its_discriminator(tiny_model, photos,
+                                                                                   tmp_path):
+    cfg = _config(tiny_model, photos, tmp_path / "run", lambda_l1=0.0, lambda_grad=0.0,
+                  lambda_temporal=0.0, lambda_adv=1.0, discriminator_kwargs={"ndf": 4, "n_layers": 2})
+    model = distill.Distiller(cfg, torch.device("cpu"))
+    before = [p.detach().clone() for p in model.student.parameters()]
+    disc_before = [p.detach().clone() for p in model.disc.parameters()]
+    x, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses = model.step(x, target, step=0)
+    assert {"adv", "d"} <= set(losses)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.student.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(disc_before, model.disc.parameters()))
+    without = distill.Distiller(_config(tiny_model, photos, tmp_path / "r2"), torch.device("cpu"))
+    assert without.disc is None and "adv" not in without.step(x, target, step=0)
 
 
 def test_the_teacher_runs_once_per_photo(tiny_model, photos, tmp_path):

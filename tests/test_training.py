@@ -576,3 +576,52 @@ def test_a_checkpoint_from_before_versioned_configs_resumes(tmp_path, recipe, da
     assert [int(r["step"]) for r in loss_rows(run)] == [1, 2, 3]
     info = modelfile.read_info(run / "model.safetensors")
     assert info.config["version"] == modelfile.CONFIG_VERSION and "data" not in info.recipe
+
+
+def test_warm_start_carries_weights_into_a_new_padding_and_refuses_another_layout(
+        tmp_path, recipe, dataset):
+    first = training.train(tiny_config(recipe, dataset, tmp_path / "a", max_steps=1))
+    pair = [str(first), str(first.with_name("model-F.safetensors"))]
+    reflect = tiny_config(recipe, dataset, tmp_path / "b", warm_start=pair,
+                          generator_kwargs={"ngf": 4, "n_blocks": 1, "down_pad": "reflect"})
+    gan = training.CycleGAN(reflect, torch.device("cpu"))
+    gan.warm_start(*pair)
+    loaded, _ = modelfile.load_model(first)
+    for (name, a), b in zip(loaded.state_dict().items(), gan.gens.G.state_dict().values()):
+        assert torch.equal(a, b), name
+    wider = tiny_config(recipe, dataset, tmp_path / "c", warm_start=pair,
+                        generator_kwargs={"ngf": 8, "n_blocks": 1})
+    with pytest.raises(VidganError, match="holds a fast"):
+        training.CycleGAN(wider, torch.device("cpu")).warm_start(*pair)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads children from /proc")
+def test_data_workers_leave_stop_signals_to_the_run(tmp_path, recipe):
+    # `timeout`, a service manager or a shell's job control signal the workers too: a worker
+    # that died of it would crash the run at its next batch, before any checkpoint
+    from conftest import cli_code
+
+    run, data = tmp_path / "run", make_dataset(tmp_path / "data", photos=60)  # workers live long
+    code = cli_code("train", recipe, "--data", data, "--out", run, "--epochs", 1000,
+                    "--workers", 2, "--device", "cpu")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=ENV)
+
+    def wait_for_rows(n: int) -> None:
+        deadline = time.monotonic() + 120
+        while not (run / "losses.csv").is_file() or len(loss_rows(run)) < n:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+    wait_for_rows(2)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert children, "no data workers"
+    for pid in children:
+        os.kill(int(pid), signal.SIGTERM)
+    rows = len(loss_rows(run))
+    wait_for_rows(rows + 3)  # the run goes on, workers and all
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted at step "), err
+    assert training.checkpoints(run)

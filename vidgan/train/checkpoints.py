@@ -75,6 +75,14 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
+def ignore_stop_signals(_worker_id: int) -> None:
+    """A data loader worker's init: stop signals are the main process's to handle (it finishes
+    the step and saves a checkpoint). A worker killed by one (`timeout`, or `kill` of the
+    process group) would crash the run at its next batch instead."""
+    for sig in StopFlag.SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 
 def checkpoints(out: str | Path) -> list[Path]:
     """The checkpoint files of a run folder, oldest first (readable or not)."""

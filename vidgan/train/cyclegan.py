@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import re
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,10 @@ from vidgan.core.device import resolve_device
 from vidgan.core.errors import Interrupted, VidganError
 from vidgan.core.images import list_images
 from vidgan.train import data, recipes
+from vidgan.train.losses import adversarial_loss, discriminator_loss
 from vidgan.train.checkpoints import (
     StopFlag,
+    ignore_stop_signals,
     checkpoint_problem,
     checkpoints,
     first_line,
@@ -177,13 +178,6 @@ class Discriminators(nn.Module):
         return self.D_Y(y), self.D_X(x)
 
 
-def adversarial_loss(kind: str, logits: torch.Tensor, real: bool) -> torch.Tensor:
-    target = torch.full_like(logits, 1.0 if real else 0.0)
-    if kind == "lsgan":
-        return F.mse_loss(logits, target)
-    return F.binary_cross_entropy_with_logits(logits, target)
-
-
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels, across and down (NCHW batch).
 
@@ -271,12 +265,8 @@ class CycleGAN:
         with self.autocast():
             # Real and fake in one forward: InstanceNorm is per image, and DDP wants one forward.
             pred_y, pred_x = self.discs_ddp(torch.cat([y, fake_y]), torch.cat([x, fake_x]))
-            losses["d_y"] = 0.5 * (
-                adversarial_loss(gan, pred_y[:n], True) + adversarial_loss(gan, pred_y[n:], False)
-            )
-            losses["d_x"] = 0.5 * (
-                adversarial_loss(gan, pred_x[:n], True) + adversarial_loss(gan, pred_x[n:], False)
-            )
+            losses["d_y"] = discriminator_loss(gan, pred_y, n)
+            losses["d_x"] = discriminator_loss(gan, pred_x, n)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(losses["d_y"] + losses["d_x"]).backward()
         self.scaler.step(self.opt_d)
@@ -312,12 +302,15 @@ class CycleGAN:
         """Start G and F from model files (e.g. the bundled pair); discriminators stay fresh."""
         for net, path in ((self.gens.G, g_file), (self.gens.F, f_file)):
             loaded, info = modelfile.load_model(path)
-            if (info.arch, info.kwargs) != (self.cfg.generator, self.cfg.generator_kwargs):
-                raise VidganError(
-                    f"{path} holds a {info.arch} {info.kwargs} generator, the recipe a "
-                    f"{self.cfg.generator} {self.cfg.generator_kwargs} one"
-                )
-            net.load_state_dict(loaded.state_dict())
+            if info.arch == self.cfg.generator:
+                # other kwargs with the same weights (a padding mode) warm-start too
+                with contextlib.suppress(RuntimeError):
+                    net.load_state_dict(loaded.state_dict())
+                    continue
+            raise VidganError(
+                f"{path} holds a {info.arch} {info.kwargs} generator, the recipe a "
+                f"{self.cfg.generator} {self.cfg.generator_kwargs} one"
+            )
 
 
 def _amp_dtype(device: torch.device) -> torch.dtype | None:
@@ -474,17 +467,12 @@ def _loader(dataset, cfg: TrainConfig, epoch: int, skip: int, rank: int, world: 
         sampler=indices,
         drop_last=True,
         num_workers=cfg.workers,
-        worker_init_fn=_ignore_sigint,
+        worker_init_fn=ignore_stop_signals,
         pin_memory=torch.cuda.is_available(),
         # Its own generator: a DataLoader draws a worker seed on every epoch, which would shift
         # the global RNG (dropout) differently in a resumed run. Augmentation has its own RNG.
         generator=torch.Generator().manual_seed(cfg.seed + epoch),
     )
-
-
-def _ignore_sigint(_worker_id: int) -> None:
-    # Ctrl-C is the main process's to handle: it finishes the step and saves a checkpoint.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # --- checkpoints and model files ----------------------------------------------------------

@@ -6,6 +6,9 @@ and steadier than the GAN. Per step, on a batch of (photo, teacher output) crops
     pixel L1 + gradient L1 (edges and strokes)    student(x) against teacher(x)
     temporal                                      student(warp(x)) against warp(student(x)),
                                                   a small random known warp, away from borders
+    adversarial (lambda_adv > 0)                  a PatchGAN that tells the teacher's outputs
+                                                  from the student's: L1 alone averages strokes
+                                                  away into a softer picture
 
 Teacher outputs are computed once per photo and cached in the user's cache folder
 (vidgan.core.cache.cache_dir), keyed by the teacher's content hash. Randomness is a function of
@@ -40,11 +43,13 @@ from vidgan.core.progress import Progress
 from vidgan.train import data, recipes
 from vidgan.train.checkpoints import (
     StopFlag,
+    ignore_stop_signals,
     latest_checkpoint,
     rng_state,
     set_rng_state,
     write_checkpoint,
 )
+from vidgan.train.losses import adversarial_loss, discriminator_loss
 from vidgan.train.recipes import run_field
 from vidgan.train.trainlog import PLAIN_EVERY, DistillLog
 
@@ -71,6 +76,9 @@ class DistillConfig:
     lambda_l1: float = 1.0
     lambda_grad: float = 1.0
     lambda_temporal: float = 1.0
+    lambda_adv: float = 0.0  # LSGAN: teacher outputs are real, student outputs fake
+    discriminator_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
+    lr_d: float = 2e-4
     warp_shift: float = 6.0  # pixels, at most, of the known random warp
     warp_zoom: float = 0.04  # relative
     warp_rotate: float = 2.0  # degrees
@@ -100,14 +108,25 @@ class DistillConfig:
             value = getattr(self, name)
             if value is not None and not low <= value < math.inf:
                 raise VidganError(f"{name} must be at least {low}, not {value}")
-        if not 0 < self.lr < math.inf:
-            raise VidganError(f"--lr must be a positive number, not {self.lr}")
+        for name in ("lr", "lr_d"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise VidganError(f"{_flag(name)} must be a positive number, not {getattr(self, name)}")
+        try:
+            with torch.device("meta"):
+                models.build("patchgan", **self.discriminator_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise VidganError(f"discriminator_kwargs {self.discriminator_kwargs} do not fit the "
+                              f"patchgan discriminator: {exc}") from None
+
+
+def _flag(name: str) -> str:
+    return "--lr" if name == "lr" else name
 
 
 # The smallest value of each numeric field (NaN and infinity are out of every range).
 AT_LEAST = {
     "load_size": 8, "crop": 8, "batch_size": 1, "steps": 1, "max_steps": 1, "lambda_l1": 0.0,
-    "lambda_grad": 0.0, "lambda_temporal": 0.0, "warp_shift": 0.0, "warp_zoom": 0.0,
+    "lambda_grad": 0.0, "lambda_temporal": 0.0, "lambda_adv": 0.0, "warp_shift": 0.0, "warp_zoom": 0.0,
     "warp_rotate": 0.0, "warp_margin": 1, "log_every": 1, "sample_every": 1,
     "checkpoint_every": 1, "keep_checkpoints": 1, "workers": 0, "seed": 0,
 }
@@ -258,7 +277,8 @@ class PairDataset(torch.utils.data.Dataset):
 
 def _batches(dataset: PairDataset, cfg: DistillConfig, start_step: int, total: int):
     sampler = [range(s * cfg.batch_size, (s + 1) * cfg.batch_size) for s in range(start_step, total)]
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
+                                       worker_init_fn=ignore_stop_signals)
 
 
 # --- the loop -----------------------------------------------------------------------------
@@ -271,12 +291,17 @@ class Distiller:
         self.cfg, self.device = cfg, device
         self.student = models.build(cfg.student, **cfg.student_kwargs).to(device)
         self.opt = torch.optim.Adam(self.student.parameters(), lr=cfg.lr)
+        self.disc = self.opt_d = None
+        if cfg.lambda_adv > 0:
+            self.disc = models.build("patchgan", **cfg.discriminator_kwargs).to(device)
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
 
     def set_lr(self, step: int) -> float:
         """The cosine schedule: the learning rate's factor at `step` (1 -> 0 over cfg.steps)."""
         factor = 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
-        for group in self.opt.param_groups:
-            group["lr"] = self.cfg.lr * factor
+        for opt, lr in ((self.opt, self.cfg.lr), (self.opt_d, self.cfg.lr_d)):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] = lr * factor
         return factor
 
     def step(self, x: torch.Tensor, target: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
@@ -288,10 +313,24 @@ class Distiller:
         losses["temporal"] = temporal_loss(self.student, x, theta, cfg.warp_margin, out)
         loss = (cfg.lambda_l1 * losses["l1"] + cfg.lambda_grad * losses["grad"]
                 + cfg.lambda_temporal * losses["temporal"])
+        if self.disc is not None:
+            self.disc.requires_grad_(False)
+            losses["adv"] = adversarial_loss("lsgan", self.disc(out), True)
+            loss = loss + cfg.lambda_adv * losses["adv"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.disc is not None:
+            losses["d"] = self._discriminator_step(target, out.detach())
         return {k: v.detach() for k, v in losses.items()}
+
+    def _discriminator_step(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        self.disc.requires_grad_(True)
+        loss = discriminator_loss("lsgan", self.disc(torch.cat([teacher, student])), len(teacher))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return loss
 
 
 def distill(cfg: DistillConfig, resume: bool = False, teacher=None) -> Path:
@@ -365,6 +404,8 @@ CHECKPOINT_KEYS = {"config", "state", "rng", "student", "opt"}
 def save_checkpoint(out: Path, model: Distiller, cfg: DistillConfig, state: dict) -> Path:
     payload = {"config": recipes.saved_config(cfg), "state": dict(state), "rng": rng_state(),
                "student": model.student.state_dict(), "opt": model.opt.state_dict()}
+    if model.disc is not None:
+        payload |= {"disc": model.disc.state_dict(), "opt_d": model.opt_d.state_dict()}
     return write_checkpoint(out, payload, state["step"], cfg.keep_checkpoints)
 
 
@@ -372,6 +413,9 @@ def _load_checkpoint(path: Path, model: Distiller) -> dict:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model.student.load_state_dict(ckpt["student"])
     model.opt.load_state_dict(ckpt["opt"])
+    if model.disc is not None:
+        model.disc.load_state_dict(ckpt["disc"])
+        model.opt_d.load_state_dict(ckpt["opt_d"])
     set_rng_state(ckpt["rng"])
     return ckpt["state"]
 

@@ -246,9 +246,10 @@ def _smooth(values: list[float], window: int = 20) -> list[float]:
     return out
 
 
-DISTILL_LOSSES = ("l1", "grad", "temporal")
+DISTILL_LOSSES = ("l1", "grad", "temporal", "adv", "d")
 DISTILL_PANELS = (("student vs teacher: pixel and gradient L1", ("l1", "grad")),
-                  ("temporal: student(warp(x)) vs warp(student(x))", ("temporal",)))
+                  ("temporal: student(warp(x)) vs warp(student(x))", ("temporal",)),
+                  ("adversarial (LSGAN): student, discriminator", ("adv", "d")))
 
 
 class DistillLog:
@@ -293,6 +294,8 @@ class DistillLog:
         if self.rows:
             r = self.rows[-1]
             text = f"L1 {_f(r['l1'])} grad {_f(r['grad'])} temporal {_f(r['temporal'])}"
+            if r.get("adv") not in (None, ""):
+                text += f" adv {_f(r['adv'])} D {_f(r['d'])}"
         self.progress.update(step, brief=text)
 
     def samples(self, step: int, student) -> None:
@@ -309,7 +312,9 @@ class DistillLog:
         folder.mkdir(exist_ok=True)
         save_image(grid, folder / f"step-{step:09d}.png")
         save_image(grid, folder / "latest.png")
-        plot_losses(self.rows, self.out / "losses.png", panels=DISTILL_PANELS)
+        adversarial = self.cfg.lambda_adv > 0
+        plot_losses(self.rows, self.out / "losses.png",
+                    panels=DISTILL_PANELS if adversarial else DISTILL_PANELS[:2])
 
     def final_losses(self) -> dict:
         return _mean_losses(self.rows, DISTILL_LOSSES)
