@@ -1,4 +1,4 @@
-"""benchmarks/yardstick.py: its structure measure, its colour baseline and the judge's inputs."""
+"""benchmarks/yardstick.py: its edits, its two-view judges, its robustness table, its verdicts."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "yardstick.py"
 
 
 @pytest.fixture(scope="module")
-def yardstick():
+def ys():
     spec = importlib.util.spec_from_file_location("yardstick", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -29,65 +30,105 @@ def photo():
     return img
 
 
-def test_luminance_ssim_is_one_on_identical_images_and_falls_with_noise(yardstick, photo):
+class Constant(nn.Module):
+    """A judge that gives every image the same logit."""
+
+    def __init__(self, logit: float):
+        super().__init__()
+        self.logit = logit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x),), self.logit)
+
+
+class LikesSoftImages(nn.Module):
+    """A judge fooled by softness: the less fine detail, the more 'painting'."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        detail = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+        return 40 * (0.05 - detail)
+
+
+def test_luminance_ssim_is_one_on_identical_images_and_falls_with_noise(ys, photo):
     rng = np.random.default_rng(0)
-    assert yardstick.luminance_ssim(photo, photo.copy()) == pytest.approx(1.0)
+    assert ys.luminance_ssim(photo, photo.copy()) == pytest.approx(1.0)
     scores = []
     for sigma in (5, 20, 60):
         noisy = np.clip(photo + rng.normal(0, sigma, photo.shape), 0, 255).astype(np.uint8)
-        scores.append(yardstick.luminance_ssim(photo, noisy))
+        scores.append(ys.luminance_ssim(photo, noisy))
     assert 1.0 > scores[0] > scores[1] > scores[2]
 
 
-def test_luminance_ssim_ignores_a_pure_hue_change(yardstick, photo):
-    # swapping channels changes colours; SSIM on luma still sees structure, so it stays well above noise
-    swapped = photo[..., [1, 2, 0]]
-    noise = np.random.default_rng(1).integers(0, 256, photo.shape, dtype=np.uint8)
-    assert yardstick.luminance_ssim(photo, swapped) > yardstick.luminance_ssim(photo, noise) + 0.2
+def test_colour_transfer_moves_lab_statistics_and_keeps_structure(ys, photo):
+    target = np.array([[55.0, 8.0, 25.0], [15.0, 10.0, 12.0]])
+    moved = ys.colour_transfer(photo, target)
+    assert moved.shape == photo.shape and moved.dtype == np.uint8
+    assert np.allclose(ys.lab_stats(moved)[0], target[0], atol=4)
+    assert ys.luminance_ssim(photo, moved) > 0.5
 
 
-def test_tint_moves_colour_statistics_and_keeps_structure(yardstick, photo):
-    from skimage import color
-
-    target_mean, target_std = np.array([55.0, 8.0, 25.0]), np.array([15.0, 10.0, 12.0])
-    tinted = yardstick.tint(photo, target_mean, target_std)
-    assert tinted.shape == photo.shape and tinted.dtype == np.uint8
-    lab = color.rgb2lab(tinted)
-    assert np.allclose(lab.mean((0, 1)), target_mean, atol=4)
-    assert yardstick.luminance_ssim(photo, tinted) > 0.5
+def test_random_edits_follow_the_seed_and_leave_some_images_alone(ys, photo):
+    palettes = np.stack([ys.lab_stats(photo), ys.lab_stats(255 - photo)])
+    first = [ys.random_edit(photo, np.random.default_rng(s), palettes) for s in range(40)]
+    again = [ys.random_edit(photo, np.random.default_rng(s), palettes) for s in range(40)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    untouched = sum(np.array_equal(e, photo) for e in first)
+    assert 0 < untouched < 40 and all(e.shape == photo.shape and e.dtype == np.uint8 for e in first)
 
 
-def test_judge_sees_the_same_square_of_any_image(yardstick):
-    wide = Image.fromarray(np.zeros((100, 300, 3), np.uint8))
-    assert yardstick.prepare(wide).shape == (128, 128, 3)
-    judge = yardstick.Judge(yardstick.RECIPE["widths"]).eval()
-    images = np.zeros((2, 128, 128, 3), np.uint8)
-    scores = yardstick.painting_scores(judge, images)
-    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+def test_every_probe_but_untouched_changes_the_photo(ys, photo):
+    big = ys.square(photo)
+    palette = np.array([[60.0, 5.0, 30.0], [20.0, 12.0, 15.0]])
+    for name, (edit, _) in ys.probes(palette).items():
+        out = edit(big, 0)
+        assert out.shape == big.shape and out.dtype == np.uint8, name
+        assert np.array_equal(out, big) == (name == "untouched"), name
 
 
-def test_augment_gives_crops_in_range(yardstick):
-    batch = torch.rand(4, 3, 128, 128) * 2 - 1
-    out = yardstick.augment(batch, torch.Generator().manual_seed(0))
-    crop = yardstick.RECIPE["crop"]
-    assert out.shape == (4, 3, crop, crop) and out.min() >= -1 and out.max() <= 1
-    again = yardstick.augment(batch, torch.Generator().manual_seed(0))
-    assert torch.equal(out, again)  # deterministic for a seed
+def test_an_image_is_a_painting_only_when_both_views_say_so(ys, photo):
+    images = np.stack([ys.square(photo)] * 3)
+    both = ys.Judges({"native": Constant(5.0), "whole": Constant(5.0)})
+    split = ys.Judges({"native": Constant(5.0), "whole": Constant(-5.0)})
+    assert np.all(both.scores(images) > 0.5)
+    assert np.all(split.scores(images) < 0.5)
 
 
-def test_measure_gives_the_photos_after_the_chosen_ones_apart(yardstick, tiny_model, tmp_path):
+def _layout(root: Path, counts: dict[str, int]) -> Path:
     rng = np.random.default_rng(0)
-    for folder, count in (("trainA", 2), ("valB", 5)):
-        (tmp_path / folder).mkdir()
-        for i in range(count):
-            image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            Image.fromarray(image).save(tmp_path / folder / f"{i}.png")
-    judge = yardstick.Judge(yardstick.RECIPE["widths"]).eval()
+    yy, xx = np.mgrid[0:256, 0:256]
+    for folder, count in counts.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(count):  # fine detail everywhere: a blur removes most of it
+            base = np.stack([xx, yy, (xx * yy) % 256], -1) + rng.integers(0, 60, (256, 256, 3))
+            Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(root / folder / f"{i}.png")
+    return root
 
-    result = yardstick.measure(tiny_model, tmp_path, judge, None, chosen_on=3)
 
-    last_two = yardstick.stylize_all(tiny_model, sorted((tmp_path / "valB").iterdir())[3:])
-    ssim = np.mean([yardstick.luminance_ssim(photo, out) for photo, out in last_two])
-    assert result["stylized_unseen"]["ssim_mean"] == pytest.approx(ssim, abs=1e-4)
-    assert "on the 2 photos after the first 3" in yardstick.verdict(result)
-    assert "stylized_unseen" not in yardstick.measure(tiny_model, tmp_path, judge, None)
+def test_the_robustness_table_catches_a_judge_fooled_by_softness(ys, tmp_path):
+    data = _layout(tmp_path, {"trainA": 2, "valA": 2, "valB": 4})
+    fooled = ys.robustness(ys.Judges({"native": LikesSoftImages(), "whole": LikesSoftImages()}), data, None)
+    assert fooled["photos"]["blurred (sigma 1.5 px)"]["called_painting"] == 1.0
+    assert fooled["photos"]["untouched"]["called_painting"] == 0.0
+    assert not fooled["probes_pass"]
+    # a second view that is not fooled vetoes the first
+    vetoed = ys.robustness(ys.Judges({"native": LikesSoftImages(), "whole": Constant(-5.0)}), data, None)
+    assert vetoed["probes_pass"] and vetoed["worst_probe"] == 0.0
+    assert vetoed["photos"]["blurred (sigma 1.5 px)"]["by_view"]["native"] == 1.0
+
+
+def test_measure_gives_the_unseen_photos_apart_and_counts_both_targets(ys, tiny_model, monkeypatch):
+    monkeypatch.setattr(ys, "CHOICE", 3)
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 256, (5, 256, 256, 3), dtype=np.uint8)
+    judges = ys.Judges({"native": Constant(5.0), "whole": Constant(5.0)})
+
+    report, outputs, scores = ys.measure(judges, tiny_model, photos)
+
+    assert report["choice"]["photos"] == 3 and report["unseen"]["photos"] == 2
+    ssim = np.array([ys.luminance_ssim(p, o) for p, o in zip(photos[3:], outputs[3:])])
+    assert report["unseen"]["ssim_mean"] == pytest.approx(ssim.mean(), abs=1e-4)
+    # every output is called a painting, so "both" is exactly the share with SSIM >= 0.5
+    assert report["unseen"]["painting_and_ssim"] == pytest.approx((ssim >= 0.5).mean(), abs=1e-4)
+    assert "on the 2 unseen valB photos" in ys.verdict(report)
+    sheet = ys.contact_sheet(photos, outputs, scores, n=2)
+    assert sheet.shape == (512, 4 * 256, 3)
