@@ -91,6 +91,47 @@ def test_auto_picks_onnxruntime_on_the_cpu_and_names_it(tiny_model):
     assert load_backend(tiny_model, "torch", "cpu").name == "torch-cpu-fp32"
 
 
+@pytest.fixture(scope="module")
+def tiny_student(tmp_path_factory):
+    """A model file holding a very small real-time student (random weights)."""
+    from vidgan.core import models
+    from vidgan.core.modelfile import save_model
+
+    torch.manual_seed(0)
+    kwargs = {"width": 8, "n_blocks": 1, "n_context": 1, "expand": 2}
+    path = tmp_path_factory.mktemp("models") / "student.safetensors"
+    return save_model(path, models.build("realtime", **kwargs), "realtime", kwargs)
+
+
+def test_int8_runs_the_student_close_to_fp32_and_auto_picks_it_on_the_cpu(tiny_student, tiny_model):
+    int8 = load_backend(tiny_student, "onnxruntime", "cpu", "int8")
+    assert int8.name == "onnxruntime-cpu-int8"
+    check_against_reference(int8, tiny_student, min_psnr=35, max_diff=None)
+    assert load_backend(tiny_student, "auto", "cpu").name == "onnxruntime-cpu-int8"
+    assert load_backend(tiny_model, "auto", "cpu").name == "onnxruntime-cpu"  # not measured faster
+
+
+def test_int8_that_strays_from_fp32_is_refused_and_auto_falls_back(tiny_student, monkeypatch, capsys):
+    from vidgan.runtime.export import int8
+
+    monkeypatch.setattr(int8, "INT8_MIN_PSNR", 500.0)  # no int8 graph is that close
+    with pytest.raises(VidganError, match="too far from fp32"):
+        load_backend(tiny_student, "onnxruntime", "cpu", "int8")
+    assert load_backend(tiny_student, "auto", "cpu").name == "onnxruntime-cpu"
+    assert "running fp32" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend, device, message", [
+    ("torch", "cpu", "int8 runs through onnxruntime"),
+    ("onnxruntime", "cuda", "int8 graphs run on the CPU"),
+])
+def test_int8_elsewhere_is_one_clear_error(tiny_student, backend, device, message):
+    from vidgan.runtime.backends import BACKENDS
+
+    with pytest.raises(VidganError, match=message):
+        BACKENDS[backend].load(tiny_student, torch.device(device), "int8")
+
+
 def test_torch_options_make_auto_mean_torch(tiny_model, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda model, **_: model)  # inductor loads slowly
     backend = load_backend(tiny_model, "auto", "cpu", compile=True)
@@ -148,7 +189,7 @@ def test_unwritable_onnx_cache_is_a_user_error(tiny_model, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"backend": "tensorflow"}, "unknown backend 'tensorflow'"),
-    ({"precision": "int8"}, "unknown precision 'int8'"),
+    ({"precision": "int4"}, "unknown precision 'int4'"),
     ({"device": "gpu"}, "unknown device 'gpu'"),
     ({"backend": "torch", "precision": "fp16", "device": "cpu"}, "fp16 runs on a CUDA GPU"),
     ({"backend": "onnxruntime", "precision": "fp16", "device": "cpu"}, "fp16 graphs on CUDA only"),

@@ -1,7 +1,8 @@
 """ONNX Runtime inference: the CPU provider, or CUDA when onnxruntime-gpu is installed.
 
 The ONNX file is exported from the model file on first use (vidgan.runtime.export) and cached as
-<model-stem>-<hash>.onnx (.fp16.onnx for fp16), keyed by the model file's content hash, in the
+<model-stem>-<hash>.onnx (.fp16.onnx for fp16, .int8.onnx for int8: statically quantized for the
+CPU, kept only within a PSNR bound of fp32), keyed by the model file's content hash, in the
 engines folder of the per-user cache (where `vidgan export` writes too; `vidgan info` says
 where): never beside the model or in the checkout. Inputs and outputs are
 bound to torch tensors by pointer (IO binding), so no frame is copied on either device.
@@ -23,6 +24,7 @@ from vidgan.core.device import cpu_cores
 from vidgan.core.errors import VidganError
 from vidgan.runtime.backends.registry import register
 from vidgan.runtime.export.fp16 import convert_fp16
+from vidgan.runtime.export.int8 import quantize_int8
 from vidgan.runtime.export.onnx import export_onnx
 
 GPU_HINT = ("install onnxruntime-gpu over onnxruntime: pip install 'vidgan[gpu]', then "
@@ -63,8 +65,8 @@ class OnnxRuntimeBackend:
         self._run_options = ort.RunOptions()
         if cuda:  # the caller's stream waits on ours instead (see __call__)
             self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-        half = "-fp16" if Path(onnx_path).name.endswith(".fp16.onnx") else ""
-        self.name = f"onnxruntime-{device.type}{half}"
+        lower = next((f"-{p}" for p in ("fp16", "int8") if Path(onnx_path).name.endswith(f".{p}.onnx")), "")
+        self.name = f"onnxruntime-{device.type}{lower}"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous()
@@ -173,13 +175,16 @@ def _installed(model: Path, device: torch.device, shapes) -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-@register("onnxruntime", devices=("cpu", "cuda"), auto={"cpu": 0}, usable=_installed)
+@register("onnxruntime", devices=("cpu", "cuda"), auto={"cpu": 0}, usable=_installed,
+          precisions=("fp32", "fp16", "int8"))
 def load(model: Path, device: torch.device, precision: str = "fp32", shapes=()
          ) -> OnnxRuntimeBackend:
     """The model file's cached ONNX graph (exported now if missing) behind onnxruntime."""
     if precision == "fp16" and device.type != "cuda":
         raise VidganError(
             "onnxruntime runs fp16 graphs on CUDA only; use --precision fp32 on the CPU")
+    if precision == "int8" and device.type != "cpu":
+        raise VidganError("int8 graphs run on the CPU; use --precision fp16 on a GPU")
     info = modelfile.read_info(model)
     return OnnxRuntimeBackend(cached_onnx(info.path, precision), info.multiple, device)
 
@@ -188,14 +193,16 @@ def cached_onnx(model_path: str | Path, precision: str = "fp32") -> Path:
     """The ONNX graph of a model file, exported (and for fp16 converted) only on first use."""
     source = Path(model_path)
     base = f"{source.stem}-{modelfile.file_hash(source)}"
-    name = f"{base}.fp16.onnx" if precision == "fp16" else f"{base}.onnx"
+    name = f"{base}.{precision}.onnx" if precision in ("fp16", "int8") else f"{base}.onnx"
     folder = engines_dir()
     if (folder / name).is_file():
         return folder / name
     if not writable(folder):
         raise VidganError(f"cannot write the ONNX export of {source.name} to the cache folder "
                           f"{folder}; set {CACHE_ENV} to a writable folder")
-    if precision != "fp16":
-        return export_onnx(source, folder / name)
-    return convert_fp16(cached_onnx(source, "fp32"), folder / name)
+    if precision == "fp16":
+        return convert_fp16(cached_onnx(source, "fp32"), folder / name)
+    if precision == "int8":
+        return quantize_int8(cached_onnx(source, "fp32"), folder / name)[0]
+    return export_onnx(source, folder / name)
 

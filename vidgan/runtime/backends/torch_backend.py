@@ -23,6 +23,8 @@ class TorchBackend:
     def __init__(self, generator: torch.nn.Module, multiple: int, device: torch.device,
                  precision: str = "fp32", compile: bool = False, cuda_graphs: bool = False):
         cuda = device.type == "cuda"
+        if precision == "int8":
+            raise VidganError("int8 runs through onnxruntime on the CPU; use --backend onnxruntime")
         if not cuda and precision != "fp32":
             raise VidganError(f"{precision} runs on a CUDA GPU; use --precision fp32 on the CPU")
         if not cuda and cuda_graphs:

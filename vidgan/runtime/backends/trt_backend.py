@@ -146,6 +146,8 @@ def load(model: Path, device: torch.device | None = None, precision: str = "auto
          directory: Path | None = None) -> TensorRTBackend:
     """The engine built from this model file for this machine that takes `shapes` (see
     engines.profile_gap); says why when there is none. The engine's precision is its own."""
+    if precision == "int8":
+        raise VidganError("int8 graphs run through onnxruntime on the CPU; vidgan's engines are fp16")
     current_env(device)  # TensorRT and a GPU, or the one-line reason
     engine, why = choose_engine(model, shapes, directory, device)
     if engine is None:
