@@ -17,8 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from bundle import MAX_BUNDLE_BYTES, bundle, bundled_names, fail, fp16_error  # noqa: F401
+from PIL import Image
 
 from vidgan.core import modelfile
 from vidgan.core.files import write_atomic
@@ -29,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = modelfile.WEIGHTS_DIR
 MAX_IMAGE_BYTES = 300 * 1000
 LOSS_PNG, SAMPLES_JPG = "vangogh-fast-losses.png", "vangogh-fast-samples.jpg"
+HARD_CASES_JPG = "vangogh-hard-cases.jpg"
+DATA = REPO.parent / "shared" / "data" / "vangogh2photo"
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -154,7 +158,8 @@ def card(g: Path, f: Path | None, stages: list[Stage], evaluation: dict | None,
         _training(stages, hardware, images.get("losses")),
         _evaluation(evaluation, images.get("samples"), g, f, stages[-1].run),
         _yardstick(yardstick, g, stages[-1].run),
-        _weaknesses(cfg, evaluation, yardstick, fp16, notes),
+        _hard_cases(images.get("hard_cases")),
+        _weaknesses(cfg, evaluation, _entry(yardstick, g, stages[-1].run), fp16, notes),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -315,36 +320,86 @@ def _measured_model(model: str, g: Path, run: Path) -> str:
 
 
 def _yardstick(y: dict | None, g: Path, run: Path) -> str:
-    if y is None:
+    """The card's yardstick section from yardstick.py's JSON: this model's entry in it."""
+    entry = _entry(y, g, run)
+    if entry is None:
         return "## Yardstick\n\nNot run: `python benchmarks/yardstick.py --model MODEL`."
-    j, s, u, t = y["judge"], y["stylized"], y["untouched"], y["tinted"]
+    j, (rows, verdict) = y["judge"], yardstick_rows(entry)
     return "\n".join([
         "## Yardstick (benchmarks/yardstick.py)", "",
-        (f"A small painting-vs-photo classifier trained on trainA vs trainB only (never a training "
-        f"signal) scores {j['balanced_accuracy']:.1%} balanced accuracy on the held-out valA/valB "
-        f"({j['valA_called_painting']:.0%} of paintings, {j['valB_called_photo']:.0%} of photos right)."),
-        "", f"On {y['photos']} valB photos, stylized by {_measured_model(y['model'], g, run)}:", "",
-        "| images | judged paintings | luminance SSIM to the photo (mean, 10th pct.) |", "|---|---|---|",
-        f"| stylized by this model | {s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |",
-        *_unseen_row(y),
-        f"| untouched photos | {u['called_painting']:.0%} | {u['ssim_mean']:.3f}, {u['ssim_p10']:.3f} |",
-        (f"| photos recoloured to the paintings' palette | {t['called_painting']:.0%} | "
-        f"{t['ssim_mean']:.3f}, {t['ssim_p10']:.3f} |"),
-        *([(f"| photos under heavy noise | {y['noisy']['called_painting']:.0%} | "
-           f"{y['noisy']['ssim_mean']:.3f}, {y['noisy']['ssim_p10']:.3f} |")] if "noisy" in y else []),
-        "", ("The judge tells paintings from photos, not Van Gogh from other painting or damage: only "
-        "both targets together (judged a painting AND structure kept) say something."),
-        "", f"Targets: at least 80% judged paintings and SSIM at least 0.5. {y['verdict']}",
-    ])
+        ("Two painting-vs-photo classifiers trained on trainA vs trainB only, with label-preserving "
+         "edits (colour transfer, casts, saturation, gamma, grayscale, blur, bilateral and cartoon "
+         "smoothing, posterization, JPEG) applied to both classes so that palette or softness alone "
+         "cannot pass: one sees strokes at the image's own scale, the other the whole picture at half "
+         "size, and an output is a painting only when both say so. Never a training signal. They call "
+         f"{j['paintings']['valA paintings (should be high)']['called_painting']:.0%} of the held-out "
+         f"paintings paintings, {j['photos']['untouched']['called_painting']:.0%} of the held-out photos, "
+         f"and at most {j['worst_probe']:.0%} of those under any edit (BENCHMARKS.md has the table)."),
+        "", f"On the valB photos, stylized by {_measured_model(entry['model'], g, run)}:", "",
+        "| valB photos | judged paintings | ... and luminance SSIM >= 0.5 | luminance SSIM (mean, 10th pct.) |",
+        "|---|---|---|---|", *rows, "", verdict])
 
 
-def _unseen_row(y: dict) -> list[str]:
-    """The photos that no choice of recipe looked at (yardstick.py --chosen-on N)."""
-    if "stylized_unseen" not in y:
-        return []
-    s, n = y["stylized_unseen"], y["chosen_on"]
-    return [(f"| the same, photos {n + 1}-{y['photos']} only: no recipe choice saw them | "
-             f"{s['called_painting']:.0%} | {s['ssim_mean']:.3f}, {s['ssim_p10']:.3f} |")]
+def _entry(y: dict | None, g: Path, run: Path) -> dict | None:
+    """This model's result in the yardstick's JSON (the bundled file or the run's FP32 one)."""
+    for entry in (y or {}).get("models", []):
+        if _measured_model(entry["model"], g, run) != f"`{entry['model']}`":
+            return entry
+    return None
+
+
+def yardstick_rows(entry: dict) -> tuple[list[str], str]:
+    """Table rows (the choice split, the unseen rest, all) and a verdict against issue 17's
+    targets on the unseen photos: 85% paintings, 80% paintings that keep SSIM >= 0.5."""
+    names = {"choice": "the first 60 (recipes were chosen on them)",
+             "unseen": "the other 140 (no choice saw them)", "all": "all 200"}
+    rows = [f"| {name} | {entry[k]['called_painting']:.0%} | {entry[k]['painting_and_ssim']:.0%} | "
+            f"{entry[k]['ssim_mean']:.3f}, {entry[k]['ssim_p10']:.3f} |" for k, name in names.items()]
+    u = entry["unseen"]
+    verdict = (f"Targets on the unseen photos: at least 85% judged paintings ({u['called_painting']:.0%}: "
+               f"{'met' if u['called_painting'] >= 0.85 else 'not met'}), and at least 80% both judged "
+               f"paintings and SSIM >= 0.5 ({u['painting_and_ssim']:.0%}: "
+               f"{'met' if u['painting_and_ssim'] >= 0.80 else 'not met'}).")
+    return rows, verdict
+
+
+HARD_CASES = {  # valB's three flattest photos (least detail), a portrait, an animal
+    "flat night sky": "ph_kaggle_2b6cd9bbf2.jpg", "sunset sky": "ph_kaggle_b220f59b09.jpg",
+    "still water": "ph_kaggle_7801bb9581.jpg", "portrait": "astronaut", "cat": "chelsea",
+}
+
+
+def hard_cases(models: list[Path], data: Path, path: Path) -> Path:
+    """A fixed grid, a row per HARD_CASES image: photo | each model's painting, 256 px each."""
+    import cv2
+    import skimage.data
+
+    from vidgan.runtime.stylizer import Stylizer
+
+    photos = [np.asarray(Image.open(data / "valB" / name).convert("RGB")) if name.endswith(".jpg")
+              else getattr(skimage.data, name)() for name in HARD_CASES.values()]
+    photos = [cv2.resize(_square(p), (256, 256), interpolation=cv2.INTER_AREA) for p in photos]
+    columns = [np.vstack(photos)]
+    for model in models:
+        stylize = Stylizer.build(model, device="cpu", precision="fp32")
+        columns.append(np.vstack([stylize(p)[0].numpy() for p in photos]))
+    Image.fromarray(np.hstack(columns)).save(path, quality=80)
+    return _check_size(path)
+
+
+def _hard_cases(image: Path | None) -> str:
+    if image is None:
+        return ""
+    return ("## Hard cases\n\nA fixed set where things go wrong first: valB's three flattest photos "
+            "(least detail), a portrait and an animal (scikit-image's astronaut and cat); photo | "
+            "`vangogh-fast` | `vangogh-realtime`, each at 256 px:\n\n"
+            f"![hard cases: photo, teacher, student]({image.name})")
+
+
+def _square(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    top, left = (h - min(h, w)) // 2, (w - min(h, w)) // 2
+    return image[top:top + min(h, w), left:left + min(h, w)]
 
 
 def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, notes: str) -> str:
@@ -357,10 +412,10 @@ def _weaknesses(cfg: dict, ev: dict | None, y: dict | None, fp16: float | None, 
         "Frame by frame it flickers on video: use `--stabilize` and measure with `vidgan eval --video`.",
     ]
     if y is not None:
-        s = y["stylized"]
-        if s["called_painting"] < 0.8:
-            items.append(f"The yardstick's judge takes only {s['called_painting']:.0%} of its valB outputs "
-                         "for paintings (target 80%).")
+        s = y["unseen"]
+        if s["called_painting"] < 0.85:
+            items.append(f"The yardstick takes only {s['called_painting']:.0%} of its outputs on unseen "
+                         "valB photos for paintings (target 85%), the flat scenes least of all.")
         if s["ssim_mean"] < 0.5:
             items.append(f"Luminance SSIM to the photo is {s['ssim_mean']:.2f} (target 0.5): structure "
                          "is not kept well enough.")
@@ -394,6 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval", type=Path, default=REPO / "runs" / "eval" / "eval.json", dest="evaluation",
                         help="`vidgan eval`'s eval.json (its grid.png beside it)")
     parser.add_argument("--yardstick", type=Path, default=REPO / "benchmarks" / "results" / "yardstick.json")
+    parser.add_argument("--data", type=Path, default=DATA, help="vangogh2photo, for the hard cases' photos")
     parser.add_argument("--hardware", help="where it trained, e.g. '2-core Xeon CPU' (default: this machine)")
     parser.add_argument("--notes", type=Path, help="a Markdown file of observations added to the weaknesses")
     args = parser.parse_args(argv)
@@ -415,7 +471,10 @@ def main(argv: list[str] | None = None) -> None:
     fp16 = fp16_error(args.run / "model.safetensors", g, val_photo) if (args.run / "model.safetensors").is_file() else None
     stages = [read_stage(run, run / "model.safetensors") for run in args.earlier]
     stages.append(read_stage(args.run, g))
+    students = [p for p in (args.weights / modelfile.REALTIME.name,) if p.is_file()]
     images = {"losses": write_loss_png(stages, args.weights / LOSS_PNG),
+              "hard_cases": hard_cases([g, *students], args.data, args.weights / HARD_CASES_JPG)
+              if (args.data / "valB").is_dir() else None,
               "samples": write_samples_jpg(Path(evaluation["grid"]), args.weights / SAMPLES_JPG)
               if evaluation and evaluation.get("grid") else None}
     notes = args.notes.read_text() if args.notes else ""

@@ -25,18 +25,18 @@ from vidgan.core.device import resolve_device
 from vidgan.core.errors import Interrupted, VidganError
 from vidgan.core.images import list_images
 from vidgan.train import data, recipes
-from vidgan.train.losses import adversarial_loss, discriminator_loss
 from vidgan.train.checkpoints import (
     StopFlag,
-    ignore_stop_signals,
     checkpoint_problem,
     checkpoints,
     first_line,
+    ignore_stop_signals,
     latest_checkpoint,
     rng_state,
     set_rng_state,
     write_checkpoint,
 )
+from vidgan.train.losses import adversarial_loss, check_discriminator, discriminator_loss
 from vidgan.train.recipes import run_field
 from vidgan.train.trainlog import TrainLog, duration, final_losses
 
@@ -100,12 +100,7 @@ class TrainConfig:
             raise VidganError(
                 f"--crop must be a multiple of {multiple} for the {self.generator} generator"
             )
-        try:
-            with torch.device("meta"):
-                models.build("patchgan", **self.discriminator_kwargs)
-        except (TypeError, ValueError) as exc:
-            raise VidganError(f"discriminator_kwargs {self.discriminator_kwargs} do not fit the "
-                              f"patchgan discriminator: {exc}") from None
+        check_discriminator(self.discriminator_kwargs)
 
 
 # The smallest value of each numeric field; below 32 px the PatchGAN's last layers have no

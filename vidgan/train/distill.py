@@ -49,7 +49,7 @@ from vidgan.train.checkpoints import (
     set_rng_state,
     write_checkpoint,
 )
-from vidgan.train.losses import adversarial_loss, discriminator_loss
+from vidgan.train.losses import adversarial_loss, check_discriminator, discriminator_loss
 from vidgan.train.recipes import run_field
 from vidgan.train.trainlog import PLAIN_EVERY, DistillLog
 
@@ -111,12 +111,7 @@ class DistillConfig:
         for name in ("lr", "lr_d"):
             if not 0 < getattr(self, name) < math.inf:
                 raise VidganError(f"{_flag(name)} must be a positive number, not {getattr(self, name)}")
-        try:
-            with torch.device("meta"):
-                models.build("patchgan", **self.discriminator_kwargs)
-        except (TypeError, ValueError) as exc:
-            raise VidganError(f"discriminator_kwargs {self.discriminator_kwargs} do not fit the "
-                              f"patchgan discriminator: {exc}") from None
+        check_discriminator(self.discriminator_kwargs)
 
 
 def _flag(name: str) -> str:

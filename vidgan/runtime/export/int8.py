@@ -25,7 +25,12 @@ INT8_MIN_PSNR = 40.0
 def quantize_int8(onnx_path: str | Path, int8_path: str | Path) -> tuple[Path, float]:
     """(int8_path, its worst PSNR against the FP32 graph); VidganError below INT8_MIN_PSNR."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     batches = iter(calibration_images())
