@@ -42,7 +42,7 @@ def _cache_in_tmp(tmp_path, monkeypatch):
 
 
 def _config(tiny_model, photos, out, **overrides) -> DistillConfig:
-    values = {"teacher": str(tiny_model), "photos": str(photos), "out": str(out),
+    values = {"teacher": str(tiny_model), "photos": photos and str(photos), "out": str(out),
               "student": "realtime", "student_kwargs": TINY_STUDENT, "load_size": 48, "crop": 32,
               "batch_size": 2, "steps": 40, "lr": 3e-3, "log_every": 1, "sample_every": 1000,
               "checkpoint_every": 1000, "device": "cpu"}
@@ -69,11 +69,26 @@ def test_a_tiny_distillation_lowers_its_loss_and_writes_a_student(tiny_model, ph
     assert grid.size == (3 * 48, 4 * 48)  # photo | teacher | student, four held-out photos
 
 
-@pytest.mark.parametrize("lambda_adv", [0.0, 0.1])
-def test_resume_continues_exactly(tiny_model, photos, tmp_path, lambda_adv):
-    extra = {"lambda_adv": lambda_adv, "discriminator_kwargs": {"ndf": 4, "n_layers": 2}}
-    straight = distill.distill(_config(tiny_model, photos, tmp_path / "a", steps=6, **extra))
-    distill.distill(_config(tiny_model, photos, tmp_path / "b", steps=6, max_steps=3, **extra))
+@pytest.fixture(scope="module")
+def layout(photos, tmp_path_factory):
+    """A CycleGAN layout: the photos in trainB, warm-tinted copies of them as trainA paintings."""
+    root = tmp_path_factory.mktemp("layout")
+    for folder in ("trainA", "trainB"):
+        (root / folder).mkdir()
+    for path in sorted(photos.iterdir()):
+        image = np.asarray(Image.open(path), np.float32)
+        Image.open(path).save(root / "trainB" / path.name)
+        tinted = 0.5 * image + 0.5 * np.array([250, 200, 40])
+        Image.fromarray(tinted.astype(np.uint8)).save(root / "trainA" / path.name)
+    return root
+
+
+@pytest.mark.parametrize("lambda_adv, adversary", [(0.0, "teacher"), (0.1, "teacher"), (0.1, "paintings")])
+def test_resume_continues_exactly(tiny_model, layout, tmp_path, lambda_adv, adversary):
+    extra = {"lambda_adv": lambda_adv, "adversary": adversary, "data": str(layout),
+             "discriminator_kwargs": {"ndf": 4, "n_layers": 2}}
+    straight = distill.distill(_config(tiny_model, None, tmp_path / "a", steps=6, **extra))
+    distill.distill(_config(tiny_model, None, tmp_path / "b", steps=6, max_steps=3, **extra))
     cfg = distill.resumed_config(tmp_path / "b", {"max_steps": 6})
     resumed = distill.distill(cfg, resume=True)
     a, _ = modelfile.load_model(straight)
@@ -96,6 +111,28 @@ def test_the_adversarial_term_alone_moves_the_student_and_trains_its_discriminat
     assert any(not torch.equal(a, b) for a, b in zip(disc_before, model.disc.parameters()))
     without = distill.Distiller(_config(tiny_model, photos, tmp_path / "r2"), torch.device("cpu"))
     assert without.disc is None and "adv" not in without.step(x, target, step=0)
+
+
+def test_the_paintings_adversary_sees_crops_of_the_paintings(tiny_model, layout, tmp_path):
+    cfg = _config(tiny_model, None, tmp_path / "run", data=str(layout), lambda_adv=0.1,
+                  adversary="paintings")
+    paintings = distill._paintings(cfg)
+    assert sorted(p.parent.name for p in paintings) == ["trainA"] * 8
+    cache = distill.TeacherCache(tiny_model, cfg.load_size)
+    cache.fill(distill._photos(cfg)[0], distill.TorchTeacher(tiny_model, torch.device("cpu")), print)
+    x, y, p = distill.PairDataset(distill._photos(cfg)[0], cache, cfg, paintings)[3]
+    assert p.shape == x.shape == y.shape
+    # half of every painting pixel is (250, 200, 40): red never low, blue never high
+    assert p[0].min() > -0.05 and p[2].max() < 0.2
+    assert not torch.equal(p, y)
+
+
+def test_a_paintings_adversary_needs_a_layout(tiny_model, photos, tmp_path):
+    cfg = _config(tiny_model, photos, tmp_path / "run", lambda_adv=0.1, adversary="paintings")
+    with pytest.raises(VidganError, match="needs --data"):
+        distill.distill(cfg)
+    with pytest.raises(VidganError, match="adversary must be"):
+        _config(tiny_model, photos, tmp_path / "run", adversary="photos")
 
 
 def test_the_teacher_runs_once_per_photo(tiny_model, photos, tmp_path):

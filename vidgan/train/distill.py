@@ -7,6 +7,7 @@ and steadier than the GAN. Per step, on a batch of (photo, teacher output) crops
     temporal                                      student(warp(x)) against warp(student(x)),
                                                   a small random known warp, away from borders
     adversarial (lambda_adv > 0)                  a PatchGAN that tells the teacher's outputs
+                                                  (or real paintings: adversary = "paintings")
                                                   from the student's: L1 alone averages strokes
                                                   away into a softer picture
 
@@ -76,7 +77,8 @@ class DistillConfig:
     lambda_l1: float = 1.0
     lambda_grad: float = 1.0
     lambda_temporal: float = 1.0
-    lambda_adv: float = 0.0  # LSGAN: teacher outputs are real, student outputs fake
+    lambda_adv: float = 0.0  # LSGAN: the adversary's images are real, student outputs fake
+    adversary: str = "teacher"  # or "paintings": the data's trainA, cropped like the photos
     discriminator_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
     lr_d: float = 2e-4
     warp_shift: float = 6.0  # pixels, at most, of the known random warp
@@ -112,6 +114,8 @@ class DistillConfig:
             if not 0 < getattr(self, name) < math.inf:
                 raise VidganError(f"{_flag(name)} must be a positive number, not {getattr(self, name)}")
         check_discriminator(self.discriminator_kwargs)
+        if self.adversary not in ("teacher", "paintings"):
+            raise VidganError(f"adversary must be 'teacher' or 'paintings', not {self.adversary!r}")
 
 
 def _flag(name: str) -> str:
@@ -250,24 +254,34 @@ def _write_png(rgb: np.ndarray, path: Path) -> None:
 
 class PairDataset(torch.utils.data.Dataset):
     """Draw d of the run: photo d mod N of its epoch's permutation and its teacher output, both
-    cropped and flipped alike. Indexing by the global draw number makes resume exact."""
+    cropped and flipped alike; with `paintings`, also painting d mod M of its own permutation,
+    cropped on its own. Indexing by the global draw number makes resume exact."""
 
-    def __init__(self, photos: list[Path], cache: TeacherCache, cfg: DistillConfig):
-        self.photos, self.cache, self.cfg = photos, cache, cfg
+    def __init__(self, photos: list[Path], cache: TeacherCache, cfg: DistillConfig,
+                 paintings: list[Path] = ()):
+        self.photos, self.cache, self.cfg, self.paintings = photos, cache, cfg, list(paintings)
 
     def __len__(self) -> int:
         return len(self.photos)
 
-    def __getitem__(self, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg, n = self.cfg, len(self.photos)
-        epoch, i = divmod(draw, n)
-        photo = self.photos[np.random.default_rng([cfg.seed, epoch]).permutation(n)[i]]
+    def __getitem__(self, draw: int) -> tuple[torch.Tensor, ...]:
+        cfg = self.cfg
+        photo = _drawn(self.photos, draw, cfg.seed)
         x = resize_shorter(load_rgb(photo), cfg.load_size)
         y = self.cache.load(photo)
         seed = f"{cfg.seed}-{draw}"
         x = data.augment(x, cfg.load_size, cfg.crop, random.Random(seed))
         y = data.augment(y, cfg.load_size, cfg.crop, random.Random(seed))
-        return data.to_tensor(x), data.to_tensor(y)
+        if not self.paintings:
+            return data.to_tensor(x), data.to_tensor(y)
+        painting = load_rgb(_drawn(self.paintings, draw, cfg.seed + 1))
+        p = data.augment(painting, cfg.load_size, cfg.crop, random.Random(f"painting-{seed}"))
+        return data.to_tensor(x), data.to_tensor(y), data.to_tensor(p)
+
+
+def _drawn(files: list[Path], draw: int, seed: int) -> Path:
+    epoch, i = divmod(draw, len(files))
+    return files[np.random.default_rng([seed, epoch]).permutation(len(files))[i]]
 
 
 def _batches(dataset: PairDataset, cfg: DistillConfig, start_step: int, total: int):
@@ -299,7 +313,10 @@ class Distiller:
                 group["lr"] = lr * factor
         return factor
 
-    def step(self, x: torch.Tensor, target: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, target: torch.Tensor, step: int,
+             real: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One student step, then the discriminator's on `real` (default: `target`) against
+        the student's output."""
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         theta = random_warps(len(x), gen, x.shape[-2:], cfg.warp_shift, cfg.warp_zoom, cfg.warp_rotate)
@@ -316,12 +333,12 @@ class Distiller:
         loss.backward()
         self.opt.step()
         if self.disc is not None:
-            losses["d"] = self._discriminator_step(target, out.detach())
+            losses["d"] = self._discriminator_step(target if real is None else real, out.detach())
         return {k: v.detach() for k, v in losses.items()}
 
-    def _discriminator_step(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    def _discriminator_step(self, real: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         self.disc.requires_grad_(True)
-        loss = discriminator_loss("lsgan", self.disc(torch.cat([teacher, student])), len(teacher))
+        loss = discriminator_loss("lsgan", self.disc(torch.cat([real, student])), len(real))
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -339,6 +356,7 @@ def distill(cfg: DistillConfig, resume: bool = False, teacher=None) -> Path:
         raise VidganError(f"{out} already holds checkpoints; continue with --resume or choose another --out")
     teacher_path, _ = load_teacher(cfg.teacher)
     photos, val = _photos(cfg)
+    paintings = _paintings(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = Distiller(cfg, device)
@@ -352,13 +370,14 @@ def distill(cfg: DistillConfig, resume: bool = False, teacher=None) -> Path:
         teacher = teacher or TorchTeacher(teacher_path, device)
     cache.fill(list(dict.fromkeys(photos + val)), teacher, log.say)
     log.begin(val, cache)
-    dataset = PairDataset(photos, cache, cfg)
+    dataset = PairDataset(photos, cache, cfg, paintings)
     stop = StopFlag()
     try:
         tick = time.perf_counter()
-        for x, y in _batches(dataset, cfg, state["step"], total):
+        for x, y, *paintings in _batches(dataset, cfg, state["step"], total):
             lr_factor = model.set_lr(state["step"])
-            losses = model.step(x.to(device), y.to(device), state["step"])
+            real = paintings[0].to(device) if paintings else None
+            losses = model.step(x.to(device), y.to(device), state["step"], real)
             state["step"] += 1
             state["seconds"] += time.perf_counter() - tick
             tick = time.perf_counter()
@@ -391,6 +410,17 @@ def _photos(cfg: DistillConfig) -> tuple[list[Path], list[Path]]:
     _, val_dir = data.find_val_domains(cfg.data)
     photos = list_images(photo_dir)
     return photos, (list_images(val_dir) if val_dir else photos)[:4]
+
+
+def _paintings(cfg: DistillConfig) -> list[Path]:
+    """The adversary's real paintings: the data's trainA (none unless adversary = "paintings")."""
+    if cfg.lambda_adv == 0 or cfg.adversary != "paintings":
+        return []
+    if not cfg.data:
+        raise VidganError("adversary = \"paintings\" needs --data DIR (a CycleGAN layout: "
+                          "paintings in trainA)")
+    painting_dir, _ = data.find_domains(cfg.data)
+    return list_images(painting_dir)
 
 
 CHECKPOINT_KEYS = {"config", "state", "rng", "student", "opt"}
