@@ -297,11 +297,12 @@ class LiveRun:
     def __init__(self, source: Source, inference: Inference, stats: LiveStats, state: ViewState,
                  window: Window | None, recorder: Recorder, camera: VirtualCamera | None,
                  server: StreamServer | None, max_frames: int | None, duration: float | None,
-                 stats_every: float | None, log: TextIO):
+                 stats_every: float | None, log: TextIO, clock=time.monotonic):
         self.source, self.inference, self.stats, self.state = source, inference, stats, state
         self.window, self.recorder, self.camera, self.server = window, recorder, camera, server
         self.max_frames, self.duration, self.stats_every, self.log = (
             max_frames, duration, stats_every, log)
+        self.clock = clock  # capture, presentation and limit times: time.monotonic or a stand-in
         self.speed_judged = False  # the model's speed is judged once, for a hint
         self.slot = LatestSlot()
         self.results: queue.Queue = queue.Queue(maxsize=1)
@@ -312,7 +313,7 @@ class LiveRun:
     def run(self) -> LiveStats:
         threads = [threading.Thread(target=self._capture, name="live-capture", daemon=True),
                    threading.Thread(target=self._infer, name="live-inference", daemon=True)]
-        self.stats.started = time.monotonic()
+        self.stats.started = self.clock()
         for t in threads:
             t.start()
         finished = False
@@ -345,7 +346,7 @@ class LiveRun:
                 image = self.source.read()
                 if image is None:
                     break
-                frame = Frame(self.stats.captured, time.monotonic(), image)
+                frame = Frame(self.stats.captured, self.clock(), image)
                 self.stats.captured += 1
                 if self.slot.put(frame):
                     self.stats.dropped += 1
@@ -392,7 +393,7 @@ class LiveRun:
     # --- output loop (calling thread) -----------------------------------------------------
 
     def _output_loop(self) -> None:
-        next_line = time.monotonic() + (self.stats_every or 0)
+        next_line = self.clock() + (self.stats_every or 0)
         next_serve = 0.0
         while not self.state.quit:
             self._sync_recording()
@@ -407,7 +408,7 @@ class LiveRun:
             if self.window is not None:
                 self.window.poll(self.state)
                 self._redraw_if_view_changed()
-            now = time.monotonic()
+            now = self.clock()
             if self._limit_reached(now):
                 return
             if self.stats_every and now >= next_line:
@@ -427,7 +428,7 @@ class LiveRun:
             self.camera.send(image)
         if self.server is not None:
             self.server.publish(image)
-        self.stats.add_shown(p.frame.captured, time.monotonic())
+        self.stats.add_shown(p.frame.captured, self.clock())
         if self.recorder.active:
             self.recorder.write(image, p.frame.captured)
 
@@ -504,7 +505,8 @@ def run_live(source: Source, stylizer: Stylizer, *, window: bool | Window = True
              record: str | Path | None = None, overwrite: bool = False,
              virtual_cam: bool = False, serve: str | StreamServer | None = None,
              max_frames: int | None = None, duration: float | None = None,
-             stats_every: float | None = 5.0, log: TextIO | None = None) -> LiveStats:
+             stats_every: float | None = 5.0, log: TextIO | None = None,
+             clock=time.monotonic) -> LiveStats:
     """Stylize a live source (see `sources.open_source`) with `stylizer` until the source ends,
     the user quits (q, Esc, closing the window, Ctrl-C, SIGTERM, SIGHUP) or a limit is hit.
 
@@ -514,7 +516,8 @@ def run_live(source: Source, stylizer: Stylizer, *, window: bool | Window = True
     for it. record: the first take's file (refused if it exists, unless overwrite). serve:
     "[HOST:]PORT" to serve the stream over HTTP (see `server.StreamServer`), or a
     StreamServer. stats_every: seconds between stats lines when there is no window (None:
-    never). log: where messages and the summary go (default: sys.stderr). Returns the run's
+    never). log: where messages and the summary go (default: sys.stderr). clock: what times
+    captures, presentations and --duration (time.monotonic, or a stand-in). Returns the run's
     stats (also printed as one summary line); raises SourceLost (exit 2) after a clean stop
     when a camera disconnects. The source is closed in every case.
     """
@@ -546,7 +549,7 @@ def run_live(source: Source, stylizer: Stylizer, *, window: bool | Window = True
                       stylizer.model_name)
     state = ViewState(recording=record is not None, overlay=overlay)
     run = LiveRun(source, inference, stats, state, win, recorder, cam, server, max_frames,
-                  duration, None if window else stats_every, log)
+                  duration, None if window else stats_every, log, clock)
     with _signals_stop(state):
         return run.run()  # from here the capture thread closes the source
 
