@@ -277,6 +277,13 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
     assert not (tmp_path / "cache").exists()
 
 
+def test_bench_model_on_a_cpu_measures_onnxruntime_in_fp32_and_int8(tiny_student, tmp_path):
+    assert bench_model.default_variants("cpu") == ["torch", "onnxruntime-fp32", "onnxruntime-int8"]
+    result = bench_model.bench_model(tiny_student, ["onnxruntime-fp32", "onnxruntime-int8"], "cpu",
+                                     sizes=[(32, 40)], seconds=0.05, out=tmp_path)
+    assert [r["name"] for r in result["rows"]] == ["onnxruntime-cpu", "onnxruntime-cpu-int8"]
+
+
 def test_the_students_speedup_compares_the_best_backend_of_each_at_each_size():
     rows = [{"arch": "fast", "size": "640x360", "fps": 2.0},
             {"arch": "fast", "size": "640x360", "fps": 2.5},

@@ -22,7 +22,8 @@ from vidgan.tools.bench.results import matmul_gflops, peak_precision, sync, writ
 
 MODEL_SIZES = ((256, 256), (360, 640), (720, 1280), (1080, 1920))  # (H, W)
 # What `--backend` names in `vidgan bench model`: load_backend keyword arguments. Every
-# registered backend, and the torch backend's precisions and options on CUDA.
+# registered backend, the torch backend's precisions and options on CUDA, and onnxruntime's
+# precisions on the CPU.
 TORCH_VARIANTS = {
     "torch-fp32": {"backend": "torch", "precision": "fp32"},
     "torch-fp16": {"backend": "torch", "precision": "fp16"},
@@ -30,15 +31,22 @@ TORCH_VARIANTS = {
     "torch-cudagraphs": {"backend": "torch", "cuda_graphs": True},
     "torch-compiled-cudagraphs": {"backend": "torch", "compile": True, "cuda_graphs": True},
 }
-MODEL_VARIANTS = {**{name: {"backend": name} for name in backend_names()}, **TORCH_VARIANTS}
+ORT_CPU_VARIANTS = {
+    "onnxruntime-fp32": {"backend": "onnxruntime", "precision": "fp32"},
+    "onnxruntime-int8": {"backend": "onnxruntime", "precision": "int8"},
+}
+MODEL_VARIANTS = {**{name: {"backend": name} for name in backend_names()}, **TORCH_VARIANTS,
+                  **ORT_CPU_VARIANTS}
 
 
 def default_variants(device_type: str) -> list[str]:
     """What `vidgan bench model` measures by default: every backend that runs on the device, on
-    CUDA with the torch variants in place of plain torch."""
+    CUDA with the torch variants in place of plain torch, on the CPU with onnxruntime's."""
     names = [name for name, entry in BACKENDS.items() if device_type in entry.devices]
     if device_type == "cuda":
         names = [*TORCH_VARIANTS, *(n for n in names if n != "torch")]
+    else:
+        names = [*(n for n in names if n != "onnxruntime"), *ORT_CPU_VARIANTS]
     return names
 CPU_TARGET = {"generator": "fast", "size": "640x360", "percent_of_peak": 40.0}
 
