@@ -108,12 +108,16 @@ def card(run: Path, bundle: bool, notes: str) -> Path:
     import torch
 
     from vidgan.core import modelfile
+    from vidgan.train.distill import DistillConfig
+    from vidgan.train.recipes import from_saved, saved_config
     from vidgan.train.trainlog import DISTILL_PANELS, plot_losses
 
     target, card_path = modelfile.REALTIME, modelfile.WEIGHTS_DIR / "MODEL_CARD.md"
     if bundle:
         student, info = modelfile.load_model(run / "model.safetensors")
-        modelfile.save_model(target, student, info.arch, info.kwargs, config=info.config,
+        # the recipe alone, whatever version wrote the run: no path of this machine ships
+        recipe = saved_config(from_saved(DistillConfig, info.config), with_run=False)
+        modelfile.save_model(target, student, info.arch, info.kwargs, config=recipe,
                              training=info.training, dtype=torch.float16)
     info = modelfile.read_info(target)
     loss_png = target.with_name(f"{target.stem}-losses.png")
@@ -166,7 +170,7 @@ def _training(info, loss_png: Path) -> str:
 
     t = info.training
     losses = ", ".join(f"{k} {v}" for k, v in t["final_losses"].items())
-    return (f"### Training\n\n{t['steps']:,} steps of batch {info.config['batch_size']} in "
+    return (f"### Training\n\n{t['steps']:,} steps of batch {info.recipe['batch_size']} in "
             f"{model_card.duration(t['train_seconds'])} on {model_card.hardware(t['device'])}; "
             f"final losses (mean of the last 50 logged steps): {losses}.\n\n"
             f"![distillation losses]({loss_png.name})")
