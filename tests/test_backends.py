@@ -117,8 +117,11 @@ def test_int8_that_strays_from_fp32_is_refused_and_auto_falls_back(tiny_student,
     monkeypatch.setattr(int8, "INT8_MIN_PSNR", 500.0)  # no int8 graph is that close
     with pytest.raises(VidganError, match="too far from fp32"):
         load_backend(tiny_student, "onnxruntime", "cpu", "int8")
+    calls = []
+    monkeypatch.setattr(ort_backend, "quantize_int8", lambda *a: calls.append(a))
     assert load_backend(tiny_student, "auto", "cpu").name == "onnxruntime-cpu"
     assert "running fp32" in capsys.readouterr().err
+    assert calls == []  # the refusal is remembered: no second quantization
 
 
 @pytest.mark.parametrize("backend, device, message", [

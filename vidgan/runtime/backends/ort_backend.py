@@ -22,6 +22,7 @@ from vidgan.core import modelfile
 from vidgan.core.cache import CACHE_ENV, engines_dir, writable
 from vidgan.core.device import cpu_cores
 from vidgan.core.errors import VidganError
+from vidgan.core.files import write_atomic
 from vidgan.runtime.backends.registry import register
 from vidgan.runtime.export.fp16 import convert_fp16
 from vidgan.runtime.export.int8 import quantize_int8
@@ -203,6 +204,19 @@ def cached_onnx(model_path: str | Path, precision: str = "fp32") -> Path:
     if precision == "fp16":
         return convert_fp16(cached_onnx(source, "fp32"), folder / name)
     if precision == "int8":
-        return quantize_int8(cached_onnx(source, "fp32"), folder / name)[0]
+        return _quantized(cached_onnx(source, "fp32"), folder / name)
     return export_onnx(source, folder / name)
+
+
+def _quantized(fp32: Path, int8: Path) -> Path:
+    """The int8 graph, or the VidganError that refused it: remembered, so that a model whose
+    int8 strays too far is quantized once, not on every run."""
+    refused = int8.with_suffix(".refused")
+    if refused.is_file():
+        raise VidganError(refused.read_text())
+    try:
+        return quantize_int8(fp32, int8)[0]
+    except VidganError as exc:
+        write_atomic(refused, exc.message)
+        raise
 
