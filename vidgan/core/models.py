@@ -245,19 +245,17 @@ class GeneratorEntry:
     build: Callable[..., nn.Module]
     trainer: str  # the command that trains it: "train" (CycleGAN) or "distill" (from a teacher)
     benched: bool  # measured by `vidgan bench model` and the GPU check by default
-    cpu_int8: bool  # `auto` precision on a CPU runs it in int8: measured faster, within bounds
 
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {}  # every model: generators and discriminators
 GENERATORS: dict[str, GeneratorEntry] = {}  # the generators, in the order they are defined
 
 
-def generator(trainer: str = "train", benched: bool = True, cpu_int8: bool = False):
-    """Register a generator builder under its function's name. cpu_int8: only where
-    benchmarks/int8.py measured int8 faster than fp32 on a CPU, within the PSNR bound."""
+def generator(trainer: str = "train", benched: bool = True):
+    """Register a generator builder under its function's name."""
     def add(build):
         REGISTRY[build.__name__] = build
-        GENERATORS[build.__name__] = GeneratorEntry(build, trainer, benched, cpu_int8)
+        GENERATORS[build.__name__] = GeneratorEntry(build, trainer, benched)
         return build
 
     return add
@@ -289,7 +287,7 @@ def unet(ngf: int = 64) -> UnetGenerator:
     return UnetGenerator(ngf)
 
 
-@generator(trainer="distill", cpu_int8=True)
+@generator(trainer="distill")
 def realtime(width: int = 32, n_blocks: int = 2, n_context: int = 3, expand: int = 4
              ) -> RealtimeGenerator:
     """The distilled real-time generator for CPUs (see RealtimeGenerator)."""

@@ -6,10 +6,9 @@ below, plus its test.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from vidgan.core import modelfile, models
+from vidgan.core import modelfile
 from vidgan.core.device import resolve_device
 from vidgan.core.errors import VidganError
 from vidgan.runtime.backends.registry import BACKENDS, Backend, Shapes, auto_order
@@ -48,8 +47,8 @@ def load_backend(
         generators in `vidgan bench model`). The result's `name` says which, its `model_name`
         which model file.
     device: "cpu", "cuda", "cuda:N", or None / "auto" (CUDA when available).
-    precision: "fp32", "fp16", "int8" (onnxruntime on the CPU) or "auto": fp16 on CUDA; on the
-        CPU int8 for the generators measured faster in it (the real-time student), else fp32.
+    precision: "fp32", "fp16", "int8" (onnxruntime on the CPU, refused where it strays from
+        fp32; see vidgan.runtime.export.int8) or "auto" (fp16 on CUDA, fp32 on the CPU).
     shapes: what the caller will run, as (N, H, W) items: batches of up to N frames processed at
         H x W (before padding to the model's multiple). "auto" skips a TensorRT engine whose
         profile doesn't take them, saying why in a warning line; "tensorrt" refuses it up front.
@@ -63,6 +62,8 @@ def load_backend(
         raise VidganError(
             f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     dev = resolve_device(device)
+    if precision == "auto":
+        precision = "fp16" if dev.type == "cuda" else "fp32"
     model = modelfile.resolve(model)
     options = {k: v for k, v in options.items() if v}
     entry = _fastest(model, dev, shapes, options) if backend == "auto" else BACKENDS[backend]
@@ -71,23 +72,9 @@ def load_backend(
         flags = " and ".join(f"--{k.replace('_', '-')}" for k in refused)
         owners = [e.name for e in BACKENDS.values() if set(refused) <= set(e.options)]
         raise VidganError(f"{flags} apply to the {' or '.join(owners) or 'no'} backend, not {entry.name}")
-    if precision == "auto":
-        loaded = _load_auto_precision(entry, model, dev, shapes, options)
-    else:
-        loaded = entry.load(model, dev, precision, shapes, **options)
+    loaded = entry.load(model, dev, precision, shapes, **options)
     loaded.model_name = model.name
     return loaded
-
-
-def _load_auto_precision(entry, model: Path, device, shapes: Shapes, options: dict) -> Backend:
-    if device.type == "cuda":
-        return entry.load(model, device, "fp16", shapes, **options)
-    if "int8" in entry.precisions and models.GENERATORS[modelfile.read_info(model).arch].cpu_int8:
-        try:
-            return entry.load(model, device, "int8", shapes, **options)
-        except VidganError as exc:  # int8 strayed too far from fp32 for this model file
-            print(f"warning: {exc.message.split(';')[0]}; running fp32", file=sys.stderr)
-    return entry.load(model, device, "fp32", shapes, **options)
 
 
 def _fastest(model: Path, device, shapes: Shapes, options: dict):

@@ -176,8 +176,7 @@ def _installed(model: Path, device: torch.device, shapes) -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-@register("onnxruntime", devices=("cpu", "cuda"), auto={"cpu": 0}, usable=_installed,
-          precisions=("fp32", "fp16", "int8"))
+@register("onnxruntime", devices=("cpu", "cuda"), auto={"cpu": 0}, usable=_installed)
 def load(model: Path, device: torch.device, precision: str = "fp32", shapes=()
          ) -> OnnxRuntimeBackend:
     """The model file's cached ONNX graph (exported now if missing) behind onnxruntime."""

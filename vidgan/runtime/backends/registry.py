@@ -36,7 +36,6 @@ class BackendEntry:
     auto: dict[str, int]  # device type -> place in `auto`'s order there (0 first)
     usable: Callable[[Path, torch.device, Shapes], bool]  # can `auto` pick it for this run?
     options: tuple[str, ...] = ()  # keyword options only this backend takes
-    precisions: tuple[str, ...] = ("fp32", "fp16")
 
 
 BACKENDS: dict[str, BackendEntry] = {}
@@ -47,15 +46,14 @@ def _always(model: Path, device: torch.device, shapes: Shapes) -> bool:
 
 
 def register(name: str, *, devices: tuple[str, ...], auto: dict[str, int], usable=_always,
-             options: tuple[str, ...] = (), precisions: tuple[str, ...] = ("fp32", "fp16")):
+             options: tuple[str, ...] = ()):
     """Register a loader: load(model_path, device, precision, shapes, **options) -> Backend.
 
     devices: the device types it runs on. auto: where `auto` tries it on each device type ({"cpu": 0}: first on the CPU; a device type
     left out: never there); usable(model_path, device, shapes): whether `auto` may pick it.
-    precisions: the --precision values it runs ("int8": `auto` precision may pick it).
     """
     def add(load):
-        BACKENDS[name] = BackendEntry(name, load, devices, auto, usable, options, precisions)
+        BACKENDS[name] = BackendEntry(name, load, devices, auto, usable, options)
         return load
 
     return add

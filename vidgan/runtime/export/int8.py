@@ -22,8 +22,10 @@ from vidgan.runtime.export.verify import psnr, sample_images
 INT8_MIN_PSNR = 40.0
 
 
-def quantize_int8(onnx_path: str | Path, int8_path: str | Path) -> tuple[Path, float]:
-    """(int8_path, its worst PSNR against the FP32 graph); VidganError below INT8_MIN_PSNR."""
+def quantize_int8(onnx_path: str | Path, int8_path: str | Path,
+                  min_psnr: float | None = None) -> tuple[Path, float]:
+    """(int8_path, its worst PSNR against the FP32 graph); VidganError below `min_psnr`
+    (default INT8_MIN_PSNR)."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -49,9 +51,10 @@ def quantize_int8(onnx_path: str | Path, int8_path: str | Path) -> tuple[Path, f
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         model = onnx.load(str(Path(tmp) / "int8.onnx"))
     worst = _psnr_against(onnx_path, model.SerializeToString(), check_images())
-    if not worst >= INT8_MIN_PSNR:
+    bound = INT8_MIN_PSNR if min_psnr is None else min_psnr
+    if not worst >= bound:
         raise VidganError(f"int8 moves this model's output too far from fp32 (PSNR {worst:.1f} dB, "
-                          f"below {INT8_MIN_PSNR:.0f}); use --precision fp32")
+                          f"below {bound:.0f}); use --precision fp32")
     set_metadata(model, {"vidgan.precision": "int8", "vidgan.int8_psnr_db": f"{worst:.1f}"})
     with atomic_path(int8_path) as tmp:
         onnx.save(model, str(tmp))
