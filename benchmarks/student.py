@@ -103,13 +103,13 @@ def _cut(src: Path, dst: Path, seconds: float, width: int) -> Path:
 # --- the card -------------------------------------------------------------------------------
 
 
-def card(run: Path, bundle: bool, notes: str) -> Path:
+def card(run: Path, bundle: bool, notes: str, shipped: str | None = None) -> Path:
     import model_card
     import torch
 
     from vidgan.core import modelfile
     from vidgan.train.distill import DistillConfig
-    from vidgan.train.recipes import from_saved, saved_config
+    from vidgan.train.recipes import from_saved, load_config, saved_config
     from vidgan.train.trainlog import DISTILL_PANELS, plot_losses
 
     target, card_path = modelfile.REALTIME, modelfile.WEIGHTS_DIR / "MODEL_CARD.md"
@@ -117,6 +117,11 @@ def card(run: Path, bundle: bool, notes: str) -> Path:
         student, info = modelfile.load_model(run / "model.safetensors")
         # the recipe alone, whatever version wrote the run: no path of this machine ships
         recipe = saved_config(from_saved(DistillConfig, info.config), with_run=False)
+        if shipped:  # the run used a copy of a shipped recipe: name it, once it is the same
+            same = saved_config(load_config(DistillConfig, shipped, {}), with_run=False)
+            if {**same["recipe"], "recipe": ""} != {**recipe["recipe"], "recipe": ""}:
+                sys.exit(f"error: {run}'s recipe is not the shipped {shipped}")
+            recipe = same
         modelfile.save_model(target, student, info.arch, info.kwargs, config=recipe,
                              training=info.training, dtype=torch.float16)
     info = modelfile.read_info(target)
@@ -235,6 +240,7 @@ def main() -> None:
     parser.add_argument("--teacher", type=Path, help="quality, flicker: the teacher's model file")
     parser.add_argument("--run", type=Path, help="card: the distillation run folder")
     parser.add_argument("--bundle", action="store_true", help="card: first bundle RUN's student")
+    parser.add_argument("--recipe", help="card: the shipped recipe RUN's recipe is a copy of")
     parser.add_argument("--notes", type=Path, help="card: Markdown for its weaknesses")
     parser.add_argument("--data", type=Path, default=yardstick.DATA)
     parser.add_argument("--grid", type=Path, help="quality: write photo | teacher | student here")
@@ -243,7 +249,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for the result JSON (default: the cache's results/; copy it into benchmarks/results/ to record it)")
     args = parser.parse_args()
     if args.what == "card":
-        card(args.run, args.bundle, args.notes.read_text() if args.notes else "")
+        card(args.run, args.bundle, args.notes.read_text() if args.notes else "", args.recipe)
         return
     if args.what == "quality":
         result = quality(args.student, args.teacher, args.data, args.grid, args.limit)

@@ -263,6 +263,7 @@ def test_info_describes_a_distilled_model(vidgan_cli):
     assert result.code == 0, result.err
     assert f"distilled from     {modelfile.BUNDLED.name} (fast, sha256[:16] " in result.out
     assert "epochs" not in result.out and "pixel + gradient + temporal L1" in result.out
+    assert "vangogh-realtime.toml: crop 128, batch 8" in result.out
 
 
 def test_sigterm_saves_a_checkpoint_that_resumes(tiny_model, photos, tmp_path):

@@ -260,14 +260,22 @@ def _file_rows(info) -> list[tuple[str, str]]:
             rows.append(
                 ("final losses", ", ".join(f"{k} {v}" for k, v in t["final_losses"].items()))
             )
-    cfg = info.config
+    cfg = info.recipe
     if cfg:
         recipe = (
             f"{cfg.get('recipe') or '-'}: crop {cfg.get('crop')}, batch {cfg.get('batch_size')}"
         )
-        losses = "pixel + gradient + temporal L1" if teacher else f"{cfg.get('gan_loss')} loss"
+        losses = _distill_losses(cfg) if teacher else f"{cfg.get('gan_loss')} loss"
         rows.append(("recipe", f"{recipe}, {losses}"))
     return rows
+
+
+def _distill_losses(recipe: dict) -> str:
+    losses = "pixel + gradient + temporal L1"
+    if recipe.get("lambda_adv"):
+        against = "real paintings" if recipe.get("adversary") == "paintings" else "the teacher's outputs"
+        losses += f" + adversarial against {against}"
+    return losses
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:

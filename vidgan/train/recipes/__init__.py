@@ -80,7 +80,7 @@ def saved_config(config, with_run: bool = True) -> dict:
 def from_saved(config_cls, saved: dict, overrides: dict | None = None):
     """The config a checkpoint saved, in any version (a flat dict before version 2), updated
     by `overrides` that are not None."""
-    values = {**saved["recipe"], **saved["run"]} if "version" in saved else dict(saved)
+    values = {**saved["recipe"], **saved.get("run", {})} if "version" in saved else dict(saved)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return config_cls(**values)
 
