@@ -287,13 +287,14 @@ def test_bench_model_on_a_cpu_measures_onnxruntime_in_fp32_and_int8(tiny_student
 
 
 def test_the_students_speedup_compares_the_best_backend_of_each_at_each_size():
-    rows = [{"arch": "fast", "size": "640x360", "fps": 2.0},
-            {"arch": "fast", "size": "640x360", "fps": 2.5},
-            {"arch": "realtime", "size": "640x360", "fps": 30.0},
-            {"arch": "realtime", "size": "640x360", "fps": 20.0},
-            {"arch": "fast", "size": "1280x720", "fps": 0.5},  # no student row: no ratio
+    rows = [{"arch": "fast", "size": "640x360", "fps": 2.0, "name": "torch-cpu-fp32"},
+            {"arch": "fast", "size": "640x360", "fps": 2.5, "name": "onnxruntime-cpu"},
+            {"arch": "realtime", "size": "640x360", "fps": 30.0, "name": "onnxruntime-cpu"},
+            {"arch": "realtime", "size": "640x360", "fps": 20.0, "name": "torch-cpu-fp32"},
+            {"arch": "fast", "size": "1280x720", "fps": 0.5, "name": "onnxruntime-cpu"},  # no student row
             {"arch": "realtime", "size": "640x360", "backend": "tensorrt", "unavailable": "no"},
-            {"arch": "resnet", "size": "640x360", "fps": 0.7}]
+            {"arch": "realtime", "size": "640x360", "fps": 90.0, "name": "onnxruntime-cpu-int8"},
+            {"arch": "resnet", "size": "640x360", "fps": 0.7, "name": "onnxruntime-cpu"}]
     assert bench_model._realtime_speedup(rows) == {"640x360": pytest.approx(12.0)}
 
 

@@ -198,10 +198,11 @@ def _cpu_target(rows: list[dict]) -> dict:
 
 
 def _realtime_speedup(rows: list[dict]) -> dict[str, float]:
-    """{size: best realtime fps / best fast fps} for each size that has both generators."""
+    """{size: best realtime fps / best fast fps} for each size that has both generators, over
+    the backends `auto` may run (int8 is opt-in, and refused for the bundled student)."""
     best: dict[tuple[str, str], float] = {}
     for r in rows:
-        if "fps" in r and r["arch"] in ("fast", "realtime"):
+        if "fps" in r and r["arch"] in ("fast", "realtime") and not r["name"].endswith("-int8"):
             key = (r["arch"], r["size"])
             best[key] = max(best.get(key, 0.0), r["fps"])
     return {size: best[("realtime", size)] / fps for (arch, size), fps in best.items()
