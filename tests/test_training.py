@@ -553,14 +553,21 @@ def test_d_y_learns_from_the_pool_of_earlier_paintings():
 # --- configs saved by earlier versions ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["vangogh-fast", "vangogh-fast-F", "vangogh-realtime"])
-def test_the_bundled_model_files_still_load(name):
+@pytest.mark.parametrize("name", ["vangogh-fast", "vangogh-fast-F"])
+def test_the_bundled_version_1_model_files_still_load(name):
     """They hold a version-1 config: every field, flat, run paths included."""
     path = modelfile.WEIGHTS_DIR / f"{name}.safetensors"
     _generator, info = modelfile.load_model(path)
     assert "version" not in info.config  # written before configs had versions
     recipe = info.recipe
     assert recipe == info.config and (recipe.get("generator") or recipe.get("student")) == info.arch
+    assert info.normalization == modelfile.TRAINING
+
+
+def test_the_bundled_student_holds_a_version_2_config():
+    _generator, info = modelfile.load_model(modelfile.WEIGHTS_DIR / "vangogh-realtime.safetensors")
+    assert info.config["version"] == modelfile.CONFIG_VERSION
+    assert info.recipe["student"] == info.arch and "run" not in info.config  # no run paths shipped
     assert info.normalization == modelfile.TRAINING
 
 
