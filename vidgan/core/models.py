@@ -185,7 +185,7 @@ class RealtimeGenerator(nn.Module):
     1/2-resolution skip.
 
     Space-to-depth instead of strided convolutions keeps every pixel at a fraction of the
-    cost; it learns from a teacher's outputs (`vidgan distill`), not adversarially.
+    cost; it learns from a teacher's outputs (`vidgan distill`), not from a CycleGAN.
     """
 
     multiple = 8
