@@ -38,6 +38,7 @@ from PIL import Image
 from torch import nn
 
 from vidgan.core.cache import cache_dir, results_dir
+from vidgan.core.progress import Progress
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parents[1] / "shared" / "data" / "vangogh2photo"
@@ -341,10 +342,13 @@ def robustness(judges: Judges, data: Path, clips: Path | None) -> dict:
     table = {"valA paintings (should be high)": _rates(judges, paintings),
              "valA paintings, JPEG quality 30": _rates(judges, np.stack([jpeg(x, 30) for x in paintings])),
              "valA paintings, blurred (sigma 1.5 px)": _rates(judges, np.stack([blur(x, 1.5) for x in paintings]))}
-    rows = {}
-    for name, (edit, seen) in probes(palette).items():
-        rows[name] = _rates(judges, np.stack([edit(x, i) for i, x in enumerate(photos)])) | {
-            "seen_in_training": seen}
+    rows, edits = {}, probes(palette)
+    with Progress("robustness", len(edits), unit="edits of valB",
+                  first_line=f"judging the {len(photos)} valB photos under {len(edits)} edits") as bar:
+        for name, (edit, seen) in edits.items():
+            rows[name] = _rates(judges, np.stack([edit(x, i) for i, x in enumerate(photos)])) | {
+                "seen_in_training": seen}
+            bar.advance()
     if clips is not None and clips.is_dir():
         frames = clip_frames(clips)
         rows[f"{len(frames)} frames of the clips in {clips.name}/"] = _rates(judges, frames) | {
