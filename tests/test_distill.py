@@ -145,6 +145,16 @@ def test_the_teacher_runs_once_per_photo(tiny_model, photos, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in cache.folder.iterdir()} == stamps
 
 
+def test_the_teacher_cache_follows_contents_not_paths(tiny_model, photos, tmp_path):
+    first, second = sorted(photos.iterdir())[:2]
+    cache = distill.TeacherCache(tiny_model, 32)
+    copy = tmp_path / "copied" / first.name
+    copy.parent.mkdir()
+    copy.write_bytes(first.read_bytes())
+    assert cache.path(copy) == cache.path(first)
+    assert cache.path(second) != cache.path(first)
+
+
 def _shift(dx: int, dy: int, size: int = 32) -> torch.Tensor:
     """An affine_grid theta that moves the image content dx px right and dy px down."""
     return torch.tensor([[[1.0, 0, -2 * dx / size], [0, 1.0, -2 * dy / size]]])

@@ -209,16 +209,18 @@ class TorchTeacher:
 
 
 class TeacherCache:
-    """Teacher outputs, one PNG per photo (shorter side `load_size`), keyed by teacher and photo."""
+    """Teacher outputs, one PNG per photo (shorter side `load_size`), keyed by the teacher's and
+    the photo's contents: a data set copied again (new paths, new times) keeps its outputs."""
 
     def __init__(self, teacher: Path, load_size: int):
         self.teacher, self.load_size = teacher, load_size
         self.folder = cache_dir() / "distill" / f"{modelfile.file_hash(teacher)}-{load_size}"
+        self._names: dict[Path, str] = {}
 
     def path(self, photo: Path) -> Path:
-        stat = photo.stat()
-        key = f"{photo.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-        return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.png"
+        if photo not in self._names:
+            self._names[photo] = hashlib.sha1(photo.read_bytes()).hexdigest()[:20] + ".png"
+        return self.folder / self._names[photo]
 
     def fill(self, photos: list[Path], teacher, say) -> None:
         """Run `teacher` (RGB uint8 (H, W, 3) -> (1, H, W, 3) uint8 tensor, with a `name`) on
