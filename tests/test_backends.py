@@ -3,6 +3,7 @@ the user errors. GPU paths carry the `gpu` marker and skip without a CUDA GPU.""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidgan.core import models
 from vidgan.core.errors import VidganError
 from vidgan.core.modelfile import load_model
 from vidgan.runtime.backends import load_backend, ort_backend
@@ -290,6 +292,15 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
     assert set(saved["matmul_gflops_median"]) == {"fp32"}
     assert saved["rows"] == result["rows"] and saved["machine"]["cores"] == os.cpu_count()
     assert not (tmp_path / "cache").exists()
+
+
+def test_bench_generators_are_built_anew_when_their_defaults_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_model, "engines_dir", lambda: tmp_path)
+    [before] = bench_model._bench_model_files(None, ["realtime"], tmp_path)
+    monkeypatch.setitem(models.REGISTRY, "realtime", functools.partial(models.realtime, width=16))
+    [after] = bench_model._bench_model_files(None, ["realtime"], tmp_path)
+    assert load_model(before)[1].kwargs["width"] == 32
+    assert load_model(after)[1].kwargs["width"] == 16
 
 
 def test_bench_model_on_a_cpu_measures_onnxruntime_in_fp32_and_int8(

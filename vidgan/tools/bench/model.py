@@ -3,6 +3,8 @@ machine's matmul rate."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 import tempfile
 import time
@@ -100,7 +102,8 @@ def _bench_model_files(model, generators, scratch: Path) -> list[Path]:
     """The given model file, or one per generator with seeded random weights.
 
     Those are kept in engines/ next to their cached ONNX exports: saved again, a file would get
-    a new hash (safetensors orders its metadata arbitrarily) and be exported again.
+    a new hash (safetensors orders its metadata arbitrarily) and be exported again. The name
+    carries the builder's defaults, so a generator whose defaults changed is benched anew.
     """
 
     if model is not None:
@@ -108,10 +111,12 @@ def _bench_model_files(model, generators, scratch: Path) -> list[Path]:
     folder = engines_dir() if writable(engines_dir()) else scratch
     paths = []
     for name in generators:
-        path = folder / f"bench-{name}.safetensors"
+        kwargs = models.default_kwargs(name)
+        digest = hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:8]
+        path = folder / f"bench-{name}-{digest}.safetensors"
         if not path.is_file():
             torch.manual_seed(0)
-            save_model(path, models.build(name), name, {})
+            save_model(path, models.build(name), name, kwargs)
         paths.append(path)
     return paths
 
@@ -121,7 +126,7 @@ def _bench_model_file(path: Path, names: list[str], dev, sizes, seconds: float, 
     """Rows for one model file: one per backend and size, or one per unavailable backend."""
 
     generator, info = load_model(path)
-    label = info.arch if path.stem == f"bench-{info.arch}" else f"{path.stem} ({info.arch})"
+    label = info.arch if path.stem.startswith(f"bench-{info.arch}-") else f"{path.stem} ({info.arch})"
     loaded, rows = {}, []
     for name in names:
         try:
