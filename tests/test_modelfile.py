@@ -175,3 +175,12 @@ def test_info_and_render_report_a_broken_file_on_one_line(tmp_path, generator, v
         assert err.startswith("error: ") and "broken vidgan model file" in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_student_written_before_skip_was_a_setting_still_loads(tmp_path):
+    # the first students' files name four settings; the fifth, skip, must default to their 16
+    first = {"width": 8, "n_blocks": 1, "n_context": 1, "expand": 2}
+    path = modelfile.save_model(tmp_path / "s.safetensors", models.RealtimeGenerator(*first.values()),
+                                "realtime", first)
+    net, info = modelfile.load_model(path)
+    assert info.kwargs == first and net.stem[1].out_channels == 16

@@ -190,9 +190,9 @@ class RealtimeGenerator(nn.Module):
 
     multiple = 8
 
-    def __init__(self, width: int = 32, n_blocks: int = 2, n_context: int = 3, expand: int = 4):
+    def __init__(self, width: int = 32, n_blocks: int = 2, n_context: int = 3, expand: int = 4,
+                 skip: int = 16):
         super().__init__()
-        skip = 16
         self.stem = nn.Sequential(
             nn.PixelUnshuffle(2), nn.Conv2d(12, skip, 3, padding=1, padding_mode="reflect"),
             nn.ReLU(True),
@@ -288,10 +288,11 @@ def unet(ngf: int = 64) -> UnetGenerator:
 
 
 @generator(trainer="distill")
-def realtime(width: int = 32, n_blocks: int = 2, n_context: int = 3, expand: int = 4
-             ) -> RealtimeGenerator:
-    """The distilled real-time generator for CPUs (see RealtimeGenerator)."""
-    return RealtimeGenerator(width, n_blocks, n_context, expand)
+def realtime(width: int = 32, n_blocks: int = 2, n_context: int = 3, expand: int = 4,
+             skip: int = 16) -> RealtimeGenerator:
+    """The distilled real-time generator for CPUs (see RealtimeGenerator). The defaults are
+    those of the first student: model files written before `skip` existed rely on them."""
+    return RealtimeGenerator(width, n_blocks, n_context, expand, skip)
 
 
 @discriminator
