@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidgan.core import models
+from vidgan.core import modelfile, models
 from vidgan.core.errors import VidganError
 from vidgan.core.modelfile import load_model
 from vidgan.runtime.backends import load_backend, ort_backend
@@ -294,13 +294,15 @@ def test_bench_model_times_each_backend_and_writes_json(tiny_model, tmp_path, mo
     assert not (tmp_path / "cache").exists()
 
 
-def test_bench_generators_are_built_anew_when_their_defaults_change(tmp_path, monkeypatch):
+def test_bench_generators_take_the_shipped_shape_and_follow_changed_defaults(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_model, "engines_dir", lambda: tmp_path)
-    [before] = bench_model._bench_model_files(None, ["realtime"], tmp_path)
-    monkeypatch.setitem(models.REGISTRY, "realtime", functools.partial(models.realtime, width=16))
-    [after] = bench_model._bench_model_files(None, ["realtime"], tmp_path)
-    assert load_model(before)[1].kwargs["width"] == 32
-    assert load_model(after)[1].kwargs["width"] == 16
+    [student] = bench_model._bench_model_files(None, ["realtime"], tmp_path)
+    assert load_model(student)[1].kwargs == load_model(modelfile.REALTIME)[1].kwargs
+    monkeypatch.setitem(models.REGISTRY, "unet", functools.partial(models.unet, ngf=4))
+    [before] = bench_model._bench_model_files(None, ["unet"], tmp_path)
+    monkeypatch.setitem(models.REGISTRY, "unet", functools.partial(models.unet, ngf=8))
+    [after] = bench_model._bench_model_files(None, ["unet"], tmp_path)
+    assert load_model(before)[1].kwargs == {"ngf": 4} and load_model(after)[1].kwargs == {"ngf": 8}
 
 
 def test_bench_model_on_a_cpu_measures_onnxruntime_in_fp32_and_int8(

@@ -18,7 +18,7 @@ from vidgan.core import models
 from vidgan.core.cache import engines_dir, writable
 from vidgan.core.device import resolve_device
 from vidgan.core.errors import VidganError
-from vidgan.core.modelfile import load_model, resolve, save_model
+from vidgan.core.modelfile import BUNDLED, REALTIME, load_model, read_info, resolve, save_model
 from vidgan.runtime.backends import BACKENDS, backend_names, load_backend
 from vidgan.tools.bench.results import matmul_gflops, peak_precision, sync, write_result
 
@@ -99,24 +99,26 @@ def bench_model(model: str | Path | None = None, backends=None, device: str | No
 
 
 def _bench_model_files(model, generators, scratch: Path) -> list[Path]:
-    """The given model file, or one per generator with seeded random weights.
+    """The given model file, or one per generator with seeded random weights, in the shape of
+    the bundled model of that architecture where one ships (else the builder's defaults).
 
     Those are kept in engines/ next to their cached ONNX exports: saved again, a file would get
     a new hash (safetensors orders its metadata arbitrarily) and be exported again. The name
-    carries the builder's defaults, so a generator whose defaults changed is benched anew.
+    carries the shape, so a generator whose shape changed is benched anew.
     """
 
     if model is not None:
         return [resolve(model)]
     folder = engines_dir() if writable(engines_dir()) else scratch
+    shipped = {info.arch: info.kwargs for info in map(read_info, (BUNDLED, REALTIME))}
     paths = []
     for name in generators:
-        kwargs = models.default_kwargs(name)
+        kwargs = shipped.get(name, models.default_kwargs(name))
         digest = hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:8]
         path = folder / f"bench-{name}-{digest}.safetensors"
         if not path.is_file():
             torch.manual_seed(0)
-            save_model(path, models.build(name), name, kwargs)
+            save_model(path, models.build(name, **kwargs), name, kwargs)
         paths.append(path)
     return paths
 
