@@ -305,11 +305,12 @@ def test_failure_midway_leaves_no_file_and_no_thread(backend, tmp_path, exc):
 def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=400)
     script = textwrap.dedent(f"""
-        import time
+        import faulthandler, signal, time
         import torch
         from vidgan.runtime.backends import load_backend
         from vidgan.pipelines.render import render_video
         from vidgan.runtime.stylizer import Stylizer
+        faulthandler.register(signal.SIGUSR1)  # the test asks where it hangs, if it does
         inner = load_backend({str(tiny_model)!r}, "torch", "cpu")
         torch.set_num_threads(1)
         class Slow:
@@ -329,8 +330,12 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
     proc.send_signal(signal.SIGINT)
     try:
         code = proc.wait(timeout=20)
-    finally:
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
         proc.kill()
+        pytest.fail("render did not stop 20 s after Ctrl-C; its threads:\n"
+                    + proc.stderr.read().decode())
     assert code != 0
     assert _leftovers(tmp_path) == []
 
