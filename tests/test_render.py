@@ -311,6 +311,8 @@ def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):
         from vidgan.pipelines.render import render_video
         from vidgan.runtime.stylizer import Stylizer
         faulthandler.register(signal.SIGUSR1)  # the test asks where it hangs, if it does
+        # a suite started with `&` hands its children an ignored SIGINT; a terminal's Ctrl-C is not
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         inner = load_backend({str(tiny_model)!r}, "torch", "cpu")
         torch.set_num_threads(1)
         class Slow:
