@@ -24,6 +24,33 @@ def test_importing_the_cli_imports_no_heavy_library():
     assert out.strip() == "[]"
 
 
+def test_a_commands_help_imports_no_heavy_library():
+    script = ("import sys; from vidgan import cli; sys.argv = ['vidgan', 'render', '--help']\n"
+              "try:\n    cli.main()\nexcept SystemExit:\n    pass\n" + LIGHT.split("; ", 1)[1])
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--backend" in out and out.strip().splitlines()[-1] == "[]"
+
+
+def _listed(names) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+def test_option_help_names_every_registered_choice():
+    import typer.main
+
+    from vidgan.runtime.backends import backend_names
+    from vidgan.tools.bench import run as bench
+
+    commands = typer.main.get_command(cli.app).commands
+    helps = {(name, p.name): p.help for name, c in commands.items() for p in c.params}
+    backends = {k: v for k, v in helps.items() if k[1] == "backend" and k[0] != "bench"}
+    assert len(backends) >= 3 and set(backends.values()) == {f"{_listed(backend_names())}."}
+    assert helps["bench", "what"] == f"{_listed(tuple(bench.BENCHES))}."
+    assert helps["bench", "backend"].endswith(f" takes {_listed(tuple(bench.MODEL_VARIANTS))}.")
+    assert helps["bench", "generator"].endswith(f": {_listed(tuple(models.GENERATORS))}.")
+
+
 def test_help_lists_every_command_through_python_m():
     proc = subprocess.run(
         [sys.executable, "-m", "vidgan", "--help"],

@@ -2,8 +2,8 @@
 
 No logic lives here: each command builds one Stylizer (model file + backend + device +
 precision + height + stabilizer) and hands it to its pipeline. Heavy imports (torch, cv2, av)
-happen inside the commands so that `vidgan --help` stays instant; the lists in option help
-("{backends}") are filled from the registries only when a command's help is shown. A
+happen inside the commands so that `vidgan --help` and each command's help stay instant (the
+lists of names in option help are written out; a test holds them to the registries). A
 VidganError becomes `error: <message>` and exit code 2.
 """
 
@@ -27,7 +27,7 @@ app = typer.Typer(
 
 # Options that several commands share, declared once so that their names, defaults and help agree.
 Model = Annotated[Path | None, typer.Option("--model", "-m", help="Model file (default: the bundled Van Gogh model).")]
-Backend = Annotated[str, typer.Option("--backend", help="{backends}.")]
+Backend = Annotated[str, typer.Option("--backend", help="auto, torch, onnxruntime or tensorrt.")]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: CUDA when available).")]
 Precision = Annotated[str, typer.Option("--precision", help="auto (fp16 on a GPU, fp32 on a CPU), fp32, fp16 or int8 (onnxruntime on a CPU; refused for a model whose int8 output falls below 40 dB PSNR of fp32).")]
 SideBySide = Annotated[bool, typer.Option("--side-by-side", help="Write before | after.")]
@@ -345,13 +345,13 @@ def eval_(
 
 @app.command()
 def bench(
-    what: Annotated[str, typer.Argument(help="{benches}.")] = "model",
+    what: Annotated[str, typer.Argument(help="model, render, live or train.")] = "model",
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Model file (model: default fresh generators).")] = None,
-    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="Repeatable; `model` takes {variants}.")] = None,
+    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="Repeatable; `model` takes auto, torch, onnxruntime, tensorrt, torch-fp32, torch-fp16, torch-compiled, torch-cudagraphs, torch-compiled-cudagraphs, onnxruntime-fp32 or onnxruntime-int8.")] = None,
     device: Device = None,
     sizes: Annotated[str | None, typer.Option("--sizes", help="WxH list, e.g. 256x256,640x360 (model).")] = None,
     seconds: Annotated[float | None, typer.Option("--seconds", help="Time per measurement.")] = None,
-    generator: Annotated[list[str] | None, typer.Option("--generator", help="Repeatable (model, train): {generators}.")] = None,
+    generator: Annotated[list[str] | None, typer.Option("--generator", help="Repeatable (model, train): fast, resnet, unet or realtime.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Frames per call (model).")] = None,
     height: Annotated[list[int] | None, typer.Option("--height", help="Repeatable processing height (live).")] = None,
     clip: Annotated[Path | None, typer.Option("--clip", help="Video file to play (render, live).")] = None,
@@ -410,8 +410,6 @@ def _invoke(args: list[str]) -> None:
     import typer.main
 
     command = typer.main.get_command(app)
-    if "--help" in args[1:]:  # a command's help: its option lists, from the registries
-        _fill_help(command.commands.get(args[0], command))
     try:
         with command.make_context("vidgan", list(args)) as ctx:
             command.invoke(ctx)
@@ -424,21 +422,6 @@ def _invoke(args: list[str]) -> None:
         message = " ".join(exc.format_message().split())
         where = getattr(getattr(exc, "ctx", None), "command_path", "vidgan")
         raise VidganError(f"{message} (see `{where} --help`)") from None
-
-
-def _fill_help(command) -> None:
-    """Fill the {placeholders} in a command's help from the registries (this imports torch,
-    which `vidgan --help` never does)."""
-    from vidgan.core import models
-    from vidgan.runtime.backends import backend_names
-    from vidgan.tools.bench import run as bench
-
-    lists = {"backends": backend_names(), "generators": tuple(models.GENERATORS),
-             "variants": tuple(bench.MODEL_VARIANTS), "benches": tuple(bench.BENCHES)}
-    words = {k: ", ".join(v[:-1]) + f" or {v[-1]}" for k, v in lists.items()}
-    for param in command.params:
-        if getattr(param, "help", None):
-            param.help = param.help.format(**words)
 
 
 _signalled = signal.SIGINT  # the signal that stopped the command; its exit code is 128 + it
