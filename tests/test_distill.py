@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -95,6 +96,15 @@ def test_resume_continues_exactly(tiny_model, layout, tmp_path, lambda_adv, adve
     b, _ = modelfile.load_model(resumed)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
+
+
+def test_a_copied_run_resumes_in_the_copy(tiny_model, photos, tmp_path):
+    distill.distill(_config(tiny_model, photos, tmp_path / "a", steps=4, max_steps=2))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    path = distill.distill(distill.resumed_config(tmp_path / "b", {"max_steps": 4}), resume=True)
+    assert path == tmp_path / "b" / "model.safetensors"
+    assert [r["step"] for r in _rows(tmp_path / "b")][-1] == "4"
+    assert [r["step"] for r in _rows(tmp_path / "a")][-1] == "2"
 
 
 def test_the_adversarial_term_alone_moves_the_student_and_trains_its_discriminator(tiny_model, photos,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,6 +260,14 @@ def test_cuda_mixed_precision_run(tmp_path, recipe, dataset):
     assert gan.scaler.is_enabled() == (gan.amp_dtype == torch.float16)
     conv = next(m for m in gan.gens.G.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_copied_run_resumes_in_the_copy(tmp_path, recipe, dataset):
+    training.train(tiny_config(recipe, dataset, tmp_path / "a", max_steps=1))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    training.train(training.resumed_config(tmp_path / "b", {"max_steps": 2}), resume=True)
+    assert [int(r["step"]) for r in loss_rows(tmp_path / "b")] == [1, 2]
+    assert [int(r["step"]) for r in loss_rows(tmp_path / "a")] == [1]
 
 
 @pytest.mark.gpu

@@ -484,7 +484,8 @@ def resumed_config(out: str | Path, overrides: dict) -> TrainConfig:
             f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume"
         )
     saved = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["config"]
-    return recipes.from_saved(TrainConfig, saved, overrides)
+    # the run goes on in `out`, wherever it was when it saved (a copied or moved folder)
+    return recipes.from_saved(TrainConfig, saved, {"out": str(out), **overrides})
 
 
 def save_checkpoint(out: Path, gan: CycleGAN, cfg: TrainConfig, state: dict) -> Path:

@@ -452,7 +452,8 @@ def resumed_config(out: str | Path, overrides: dict) -> DistillConfig:
     if ckpt is None:
         raise VidganError(f"--resume: no checkpoint in {Path(out) / 'checkpoints'}; start without --resume")
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]
-    return recipes.from_saved(DistillConfig, saved, overrides)
+    # the run goes on in `out`, wherever it was when it saved (a copied or moved folder)
+    return recipes.from_saved(DistillConfig, saved, {"out": str(out), **overrides})
 
 
 def export_student(out: Path, student: nn.Module, cfg: DistillConfig, state: dict,
