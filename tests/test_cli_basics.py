@@ -186,3 +186,29 @@ def test_sigterm_and_sighup_do_what_ctrl_c_does_at_the_moment():
         for sig, handler in saved.items():
             signal.signal(sig, handler)
         cli._signalled = signal.SIGINT
+
+
+def test_an_error_while_unwinding_from_a_signal_still_exits_as_interrupted(monkeypatch, capsys):
+    # A signal can land inside library code (torch's mode stack) that then fails as it unwinds.
+    def fails_while_interrupted(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            exc.message = "stopped: 3 images written"
+            raise RuntimeError("trying to pop from empty mode stack")
+
+    monkeypatch.setattr(cli, "_invoke", fails_while_interrupted)
+    monkeypatch.setattr(cli, "_signalled", 15)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 128 + 15
+    assert capsys.readouterr().err == "stopped: 3 images written\n"
+
+
+def test_an_unrelated_error_is_not_taken_for_an_interrupt(monkeypatch):
+    def fails(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_invoke", fails)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main()

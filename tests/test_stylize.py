@@ -242,6 +242,22 @@ def test_memory_is_estimated_before_allocating(tiny_model, tmp_path, vidgan_cli,
     assert not list(tmp_path.glob("*.partial*"))
 
 
+def test_a_folder_builds_the_memory_estimate_once(tiny_model, tmp_path, monkeypatch):
+    # every image is checked against free memory; building the generator for each was slow
+    # and left a wide window for a signal to land inside torch's device context
+    from vidgan.core import models
+
+    stylizer = Stylizer.build(tiny_model, "torch", "cpu")
+    real, builds = models.build, []
+    monkeypatch.setattr(models, "build", lambda *a, **k: builds.append(a) or real(*a, **k))
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(moving_square(i, 32, 24)).save(src / f"{i}.png")
+    assert len(stylize_images(src, tmp_path / "out", stylizer, progress=False).written) == 3
+    assert len(builds) == 1
+
+
 def test_full_disk_is_one_error_and_leaves_no_file(tiny_model, tmp_path):
     from conftest import cli_code, run_with_file_limit
 

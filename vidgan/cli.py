@@ -394,10 +394,13 @@ def main() -> None:
         _exit(f"error: {exc.message}", exc.exit_code)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP; commands say what they kept
         _exit(getattr(exc, "message", "interrupted"), 128 + _signalled)
-    except OSError as exc:  # a write that no command expected to fail for want of space
-        if exc.errno not in NO_ROOM:
-            raise
-        _exit(f"error: {no_room(exc, exc.filename or 'a file').message}", 2)
+    except Exception as exc:
+        stop = _interrupt_behind(exc)
+        if stop is not None:
+            _exit(getattr(stop, "message", "interrupted"), 128 + _signalled)
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM:  # a write no command expected to fail
+            _exit(f"error: {no_room(exc, exc.filename or 'a file').message}", 2)
+        raise
     finally:  # main() called from Python (tests, a host program) leaves the handlers as they were
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -422,6 +425,15 @@ def _invoke(args: list[str]) -> None:
         message = " ".join(exc.format_message().split())
         where = getattr(getattr(exc, "ctx", None), "command_path", "vidgan")
         raise VidganError(f"{message} (see `{where} --help`)") from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt an exception was raised while handling, if any: a signal lands between any
+    two bytecodes, and library code unwinding from it (torch's mode stack, for one) can fail in
+    turn. That failure is the interruption's, not a bug to show as a traceback."""
+    while exc is not None and not isinstance(exc, KeyboardInterrupt):
+        exc = exc.__context__
+    return exc
 
 
 _signalled = signal.SIGINT  # the signal that stopped the command; its exit code is 128 + it

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -58,8 +59,11 @@ class ModelInfo:
     def build(self) -> nn.Module:
         return models.build(self.arch, **self.kwargs)
 
+    @cached_property
     def bytes_per_pixel(self) -> float:
-        """Activation memory of the generator per input pixel (vidgan.runtime.frames.check_memory)."""
+        """Activation memory of the generator per input pixel (vidgan.runtime.frames.check_memory).
+        Cached: `stylize` checks every image, and building the generator each time made a signal
+        likelier to land inside torch's device context and break it."""
         side = -(-64 // self.multiple) * self.multiple
         with torch.device("meta"):
             net = self.build()

@@ -69,7 +69,7 @@ class Stylizer:
         """VidganError when frames of h x w (before the processing height) would not fit; no
         check for a bare backend, whose model is unknown."""
         if self.info is not None:
-            frames.check_memory(*self.processing_size(h, w), self.info.bytes_per_pixel(),
+            frames.check_memory(*self.processing_size(h, w), self.info.bytes_per_pixel,
                                 self.device, batch, what)
 
     def __call__(self, images: np.ndarray | torch.Tensor,
