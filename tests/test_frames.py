@@ -159,6 +159,19 @@ def test_as_tensor_adds_the_batch_dimension_without_copying():
     assert t.shape == (1, 4, 5, 3) and t.data_ptr() == img.ctypes.data
 
 
+def test_a_read_only_array_is_taken_without_a_warning():
+    import subprocess
+    import sys
+
+    # torch warns once per process, so a fresh one; np.asarray of a PIL image is read-only
+    code = ("import numpy as np, torch; from vidgan.runtime import frames; "
+            "img = np.zeros((4, 5, 3), np.uint8); img.flags.writeable = False; "
+            "assert frames.as_tensor(img, torch.device('cpu')).shape == (1, 4, 5, 3)")
+    run = subprocess.run([sys.executable, "-W", "error", "-c", code], check=False,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_stylizer_matches_the_cpu_one():

@@ -26,10 +26,11 @@ from vidgan.core.padding import MIN_SIDE, padding
 
 
 def as_tensor(frames: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (N,)H,W,3 frames as an NHWC uint8 tensor on `device` (pinned, async from the CPU)."""
-    t = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
-    if t.dim() == 3:
-        t = t.unsqueeze(0)
+    """uint8 (N,)H,W,3 frames as an NHWC uint8 tensor on `device` (pinned, async from the CPU).
+    A read-only array (np.asarray of a PIL image) is copied: torch warns on sharing one."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.require(frames, requirements="W"))
+    t = frames.unsqueeze(0) if frames.dim() == 3 else frames
     if device.type == "cuda" and t.device.type == "cpu":
         if not t.is_pinned():
             t = t.pin_memory()
