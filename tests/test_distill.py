@@ -123,6 +123,25 @@ def test_the_adversarial_term_alone_moves_the_student_and_trains_its_discriminat
     assert without.disc is None and "adv" not in without.step(x, target, step=0)
 
 
+def test_feature_matching_compares_the_adversarys_features_of_student_and_teacher(tiny_model, photos,
+                                                                                   tmp_path):
+    cfg = _config(tiny_model, photos, tmp_path / "run", lambda_adv=0.1, lambda_fm=1.0,
+                  discriminator_kwargs={"ndf": 4, "n_layers": 2})
+    model = distill.Distiller(cfg, torch.device("cpu"))
+    x, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    features = model.disc.features(x)
+    assert len(features) == 3 + 1 and torch.equal(features[-1], model.disc(x))
+    assert model._adversarial_losses(target, target)["fm"] == 0
+    out = x.clone().requires_grad_(True)
+    fm = model._adversarial_losses(out, target)["fm"]
+    fm.backward()
+    assert fm > 0 and out.grad.abs().sum() > 0
+    assert "fm" in model.step(x, target, step=0)
+    for unfit in ({"lambda_adv": 0.0}, {"lambda_adv": 0.1, "adversary": "paintings"}):
+        with pytest.raises(VidganError, match="lambda_fm needs"):
+            _config(tiny_model, photos, tmp_path / "run", lambda_fm=1.0, **unfit)
+
+
 def test_the_paintings_adversary_sees_crops_of_the_paintings(tiny_model, layout, tmp_path):
     cfg = _config(tiny_model, None, tmp_path / "run", data=str(layout), lambda_adv=0.1,
                   adversary="paintings")
@@ -282,7 +301,9 @@ def test_info_describes_a_distilled_model(vidgan_cli):
     result = vidgan_cli("info", "--model", modelfile.REALTIME)
     assert result.code == 0, result.err
     assert f"distilled from     {modelfile.BUNDLED.name} (fast, sha256[:16] " in result.out
-    assert "epochs" not in result.out and "pixel + gradient + temporal L1" in result.out
+    assert "epochs" not in result.out
+    assert ("pixel + gradient + temporal L1 + adversarial against the teacher's outputs + feature "
+            "matching") in result.out
     assert "vangogh-realtime.toml: crop 128, batch 8" in result.out
 
 

@@ -236,6 +236,15 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every LeakyReLU's output, then the logits (for a feature-matching loss)."""
+        out = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return out + [x]
+
 
 # --- the registry: builders by name, filled where each is defined ----------------------------
 

@@ -275,6 +275,8 @@ def _distill_losses(recipe: dict) -> str:
     if recipe.get("lambda_adv"):
         against = "real paintings" if recipe.get("adversary") == "paintings" else "the teacher's outputs"
         losses += f" + adversarial against {against}"
+    if recipe.get("lambda_fm"):
+        losses += " + feature matching"
     return losses
 
 

@@ -79,6 +79,7 @@ class DistillConfig:
     lambda_temporal: float = 1.0
     lambda_adv: float = 0.0  # LSGAN: the adversary's images are real, student outputs fake
     adversary: str = "teacher"  # or "paintings": the data's trainA, cropped like the photos
+    lambda_fm: float = 0.0  # L1 between the adversary's features of student and teacher outputs
     discriminator_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
     lr_d: float = 2e-4
     warp_shift: float = 6.0  # pixels, at most, of the known random warp
@@ -116,6 +117,9 @@ class DistillConfig:
         check_discriminator(self.discriminator_kwargs)
         if self.adversary not in ("teacher", "paintings"):
             raise VidganError(f"adversary must be 'teacher' or 'paintings', not {self.adversary!r}")
+        if self.lambda_fm > 0 and (self.lambda_adv == 0 or self.adversary != "teacher"):
+            raise VidganError("lambda_fm needs lambda_adv > 0 and adversary = \"teacher\": it matches "
+                              "the adversary's features of the student's and the teacher's outputs")
 
 
 def _flag(name: str) -> str:
@@ -125,7 +129,8 @@ def _flag(name: str) -> str:
 # The smallest value of each numeric field (NaN and infinity are out of every range).
 AT_LEAST = {
     "load_size": 8, "crop": 8, "batch_size": 1, "steps": 1, "max_steps": 1, "lambda_l1": 0.0,
-    "lambda_grad": 0.0, "lambda_temporal": 0.0, "lambda_adv": 0.0, "warp_shift": 0.0, "warp_zoom": 0.0,
+    "lambda_grad": 0.0, "lambda_temporal": 0.0, "lambda_adv": 0.0, "lambda_fm": 0.0,
+    "warp_shift": 0.0, "warp_zoom": 0.0,
     "warp_rotate": 0.0, "warp_margin": 1, "log_every": 1, "sample_every": 1,
     "checkpoint_every": 1, "keep_checkpoints": 1, "workers": 0, "seed": 0,
 }
@@ -328,15 +333,26 @@ class Distiller:
         loss = (cfg.lambda_l1 * losses["l1"] + cfg.lambda_grad * losses["grad"]
                 + cfg.lambda_temporal * losses["temporal"])
         if self.disc is not None:
-            self.disc.requires_grad_(False)
-            losses["adv"] = adversarial_loss("lsgan", self.disc(out), True)
-            loss = loss + cfg.lambda_adv * losses["adv"]
+            losses.update(self._adversarial_losses(out, target))
+            loss = loss + cfg.lambda_adv * losses["adv"] + cfg.lambda_fm * losses.get("fm", 0)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         if self.disc is not None:
             losses["d"] = self._discriminator_step(target if real is None else real, out.detach())
         return {k: v.detach() for k, v in losses.items()}
+
+    def _adversarial_losses(self, out: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The adversarial loss and, with lambda_fm, feature matching (pix2pixHD): the mean L1
+        between the adversary's features of the student's output and of the teacher's."""
+        self.disc.requires_grad_(False)
+        if self.cfg.lambda_fm == 0:
+            return {"adv": adversarial_loss("lsgan", self.disc(out), True)}
+        fake = self.disc.features(out)
+        with torch.no_grad():
+            real = self.disc.features(target)
+        fm = sum(F.l1_loss(f, r) for f, r in zip(fake[:-1], real[:-1])) / (len(fake) - 1)
+        return {"adv": adversarial_loss("lsgan", fake[-1], True), "fm": fm}
 
     def _discriminator_step(self, real: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         self.disc.requires_grad_(True)

@@ -246,10 +246,10 @@ def _smooth(values: list[float], window: int = 20) -> list[float]:
     return out
 
 
-DISTILL_LOSSES = ("l1", "grad", "temporal", "adv", "d")
+DISTILL_LOSSES = ("l1", "grad", "temporal", "adv", "d", "fm")
 DISTILL_PANELS = (("student vs teacher: pixel and gradient L1", ("l1", "grad")),
                   ("temporal: student(warp(x)) vs warp(student(x))", ("temporal",)),
-                  ("adversarial (LSGAN): student, discriminator", ("adv", "d")))
+                  ("adversarial (LSGAN) and feature matching", ("adv", "d", "fm")))
 
 
 class DistillLog:
@@ -296,6 +296,8 @@ class DistillLog:
             text = f"L1 {_f(r['l1'])} grad {_f(r['grad'])} temporal {_f(r['temporal'])}"
             if r.get("adv") not in (None, ""):
                 text += f" adv {_f(r['adv'])} D {_f(r['d'])}"
+            if r.get("fm") not in (None, ""):
+                text += f" fm {_f(r['fm'])}"
         self.progress.update(step, brief=text)
 
     def samples(self, step: int, student) -> None:
