@@ -20,6 +20,7 @@ from conftest import VIDEOS, make_clip, moving_square, needs_videos
 
 from vidgan.core.progress import Progress
 from vidgan.pipelines.render import render_video, to_host
+from vidgan.runtime import video
 from vidgan.runtime.stylizer import Stylizer
 from vidgan.runtime.temporal import Stabilizer
 
@@ -300,6 +301,20 @@ def test_failure_midway_leaves_no_file_and_no_thread(backend, tmp_path, exc):
         render_video(src, tmp_path / "out.mp4", Stylizer(_FailingBackend(backend, exc)), progress=False)
     assert _leftovers(tmp_path) == []
     assert threading.active_count() == before
+
+
+def test_an_interrupt_before_the_first_frame_says_none_was_rendered(backend, tmp_path, monkeypatch):
+    from vidgan.core.errors import Interrupted
+
+    def interrupted(self):  # the signal lands while the writer opens, before `as writer` binds
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video.VideoWriter, "__enter__", interrupted)
+    src = make_clip(tmp_path / "in.mp4", frames=24)
+    with pytest.raises(Interrupted) as err:
+        render_video(src, tmp_path / "out.mp4", Stylizer(backend), progress=False)
+    assert err.value.message.startswith("interrupted after 0 of 24 frames: ")
+    assert _leftovers(tmp_path) == []
 
 
 def test_ctrl_c_stops_a_render_promptly(tiny_model, tmp_path):

@@ -75,12 +75,13 @@ def render_video(
     out_h, out_w = frames.processing_size(info.height, info.width, output_height)
     writer = None
     try:
-        with video.VideoWriter(
+        writer = video.VideoWriter(
             dst, out_w * (2 if side_by_side else 1), out_h, info.rate, info.time_base, codec, crf,
             preset, audio_from=src if info.has_audio else None,
             audio_start=reader.begin if start else None,
             audio_end=reader.end or info.end,  # audio past the last frame is dropped
-        ) as writer:
+        )
+        with writer:
             stylizer.check_memory(info.height, info.width, batch_size,
                                   what=f"a batch of {batch_size} frame(s)" if batch_size > 1 else "a frame")
             stylize = _frame_stylizer(stylizer, (out_h, out_w), side_by_side)
@@ -88,9 +89,11 @@ def render_video(
             with Progress("render", reader.expected, enabled=progress) as bar:
                 _run(reader, stylize, writer, batch_size, bar)
     except KeyboardInterrupt:
-        done = f" after {writer.count} of {reader.expected or '?'} frames" if writer else ""
-        raise Interrupted(f"interrupted{done}: {dst} was not written (it appears only when "
-                          "complete)") from None
+        if writer is not None:
+            writer.abort()  # a signal that lands as the `with` enters skips its exit
+        done = writer.count if writer else 0
+        raise Interrupted(f"interrupted after {done} of {reader.expected or '?'} frames: {dst} was "
+                          "not written (it appears only when complete)") from None
     result = RenderResult(dst, writer.count, time.perf_counter() - began, stylizer.name,
                           stylizer.model_name, reader.lost)
     if reader.lost:

@@ -419,9 +419,10 @@ class VideoWriter:
         self._held = None
 
     def abort(self) -> None:
-        """Stop writing and delete the temporary file; nothing appears at `path`."""
+        """Stop writing and delete the temporary file; nothing appears at `path`. Safe to repeat."""
         if self.audio is not None:
             self.audio.input.close()
+            self.audio = None
         if self.container is not None:
             try:
                 self.container.close()
