@@ -18,7 +18,13 @@ from vidgan.core import models
 from vidgan.core.errors import VidganError
 from vidgan.core.modelfile import file_hash, load_model, save_model
 from vidgan.runtime.export.fp16 import convert_fp16
-from vidgan.runtime.export.onnx import export_onnx, io_dtypes, onnx_metadata, op_precisions
+from vidgan.runtime.export.onnx import (
+    GRAPH_REVISION,
+    export_onnx,
+    io_dtypes,
+    onnx_metadata,
+    op_precisions,
+)
 from vidgan.runtime.export.profile import PRESETS, Profile, make_profile, parse_shape
 from vidgan.runtime.export.verify import (
     images_source,
@@ -145,7 +151,7 @@ def test_fp16_onnx_runs_close_to_fp32(tiny_model, tiny_onnx, tmp_path):
 def test_export_model_onnx_only_writes_checked_files(tiny_model, tmp_path):
     lines = []
     paths = export_model(tiny_model, tmp_path, onnx_only=True, fp16=True, log=lines.append)
-    stem = f"tiny-{file_hash(tiny_model)}"
+    stem = f"tiny-{file_hash(tiny_model)}-g{GRAPH_REVISION}"
     assert [p.name for p in paths] == [f"{stem}.onnx", f"{stem}.fp16.onnx"]
     assert all(p.is_file() for p in paths)
     assert sum(line.startswith("wrote") for line in lines) == 2

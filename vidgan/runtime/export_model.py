@@ -24,7 +24,13 @@ from vidgan.core.progress import status
 from vidgan.runtime.backends.trt_backend import TensorRTBackend
 from vidgan.runtime.export.engines import FORMAT, current_env, missing_requirements, sidecar_path
 from vidgan.runtime.export.fp16 import convert_fp16
-from vidgan.runtime.export.onnx import export_onnx, io_dtypes, onnx_metadata, op_precisions
+from vidgan.runtime.export.onnx import (
+    export_onnx,
+    graph_stem,
+    io_dtypes,
+    onnx_metadata,
+    op_precisions,
+)
 from vidgan.runtime.export.profile import Profile, make_profile, round_up
 from vidgan.runtime.export.tensorrt import build_engine, engine_layers
 from vidgan.runtime.export.verify import (
@@ -77,7 +83,7 @@ def export_model(
         photo_files(photos)  # a folder with images, checked before any work
     out = Path(out) if out is not None else engines_dir()
     _check_out(out)
-    base = out / f"{source.stem}-{file_hash(source)}"
+    base = out / graph_stem(source)
     onnx_path, fp16_path = (base.with_name(base.name + ext) for ext in (".onnx", ".fp16.onnx"))
     engine_path = None if onnx_only else _engine_path(base, "fp16" if fp16 else "fp32")
     finals = [onnx_path, fp16_path][: 1 + fp16] if onnx_only else [engine_path]

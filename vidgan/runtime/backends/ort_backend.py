@@ -26,7 +26,7 @@ from vidgan.core.files import write_atomic
 from vidgan.runtime.backends.registry import register
 from vidgan.runtime.export.fp16 import convert_fp16
 from vidgan.runtime.export.int8 import quantize_int8
-from vidgan.runtime.export.onnx import export_onnx
+from vidgan.runtime.export.onnx import export_onnx, graph_stem
 
 GPU_HINT = ("install onnxruntime-gpu over onnxruntime: pip install 'vidgan[gpu]', then "
             "pip install --force-reinstall --no-deps onnxruntime-gpu")
@@ -192,7 +192,7 @@ def load(model: Path, device: torch.device, precision: str = "fp32", shapes=()
 def cached_onnx(model_path: str | Path, precision: str = "fp32") -> Path:
     """The ONNX graph of a model file, exported (and for fp16 converted) only on first use."""
     source = Path(model_path)
-    base = f"{source.stem}-{modelfile.file_hash(source)}"
+    base = graph_stem(source)
     name = f"{base}.{precision}.onnx" if precision in ("fp16", "int8") else f"{base}.onnx"
     folder = engines_dir()
     if (folder / name).is_file():
