@@ -138,6 +138,13 @@ def test_int8_that_strays_from_fp32_is_refused_once_and_for_all(tiny_student, mo
     assert calls == []  # the refusal is remembered: no second quantization
 
 
+def test_quantizing_keeps_the_quantizers_notes_off_the_screen(tiny_model, tmp_path, caplog):
+    from vidgan.runtime.export.int8 import quantize_int8
+
+    quantize_int8(ort_backend.cached_onnx(tiny_model), tmp_path / "tiny.int8.onnx", min_psnr=0)
+    assert not [r for r in caplog.records if "out-of-range" in r.getMessage()]
+
+
 @pytest.mark.parametrize("backend, device, message", [
     ("torch", "cpu", "int8 runs through onnxruntime"),
     ("onnxruntime", "cuda", "int8 graphs run on the CPU"),

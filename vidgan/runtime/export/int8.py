@@ -8,6 +8,8 @@ photos misses), and refused below INT8_MIN_PSNR.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
@@ -46,9 +48,10 @@ def quantize_int8(onnx_path: str | Path, int8_path: str | Path,
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)  # dynamic H, W
-        quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), Reader(),
-                        quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        with _root_logger_quiet():
+            quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), Reader(),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         model = onnx.load(str(Path(tmp) / "int8.onnx"))
     worst = _psnr_against(onnx_path, model.SerializeToString(), check_images())
     bound = INT8_MIN_PSNR if min_psnr is None else min_psnr
@@ -59,6 +62,19 @@ def quantize_int8(onnx_path: str | Path, int8_path: str | Path,
     with atomic_path(int8_path) as tmp:
         onnx.save(model, str(tmp))
     return int8_path, worst
+
+
+@contextlib.contextmanager
+def _root_logger_quiet():
+    """The quantizer warns on the root logger for each 1-D constant it quantizes per tensor
+    rather than per channel ("Axis 1 is out-of-range"): dozens of lines that need no action."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def calibration_images() -> list[torch.Tensor]:
