@@ -36,8 +36,8 @@ Stabilize = Annotated[bool, typer.Option("--stabilize", help="Reduce flicker (op
 StabilizeStrength = Annotated[float | None, typer.Option("--stabilize-strength", help="0..1 (default 0.7), with --stabilize.")]
 Quality = Annotated[str | None, typer.Option(
     "--quality",
-    help="Bundled model: fast (the real-time student, 13-15x the frames/s of best on a CPU, "
-         "softer strokes) or best (the full generator). Default: best; live and demo take fast on a CPU.")]
+    help="Bundled model: fast (the real-time student, about 20x the frames/s of best on a CPU, "
+         "finer strokes) or best (the full generator). Default: best; live and demo take fast on a CPU.")]
 TrainDevice = Annotated[str | None, typer.Option("--device", help="cpu, cuda or auto.")]
 Workers = Annotated[int | None, typer.Option("--workers", help="Data loading processes.")]
 Seed = Annotated[int | None, typer.Option("--seed")]

@@ -185,7 +185,8 @@ class RealtimeGenerator(nn.Module):
     1/2-resolution skip.
 
     Space-to-depth instead of strided convolutions keeps every pixel at a fraction of the
-    cost; it learns from a teacher's outputs (`vidgan distill`), not from a CycleGAN.
+    cost; it learns from a teacher's outputs (`vidgan distill`), not from a CycleGAN. The ONNX
+    export folds the shuffles into the convolutions beside them (runtime/export/folding.py).
     """
 
     multiple = 8
