@@ -55,7 +55,7 @@ def test_what_cannot_fold_is_left_as_it_is():
     assert shuffles(folded) == 2
 
 
-def test_the_real_time_generator_folds_whole_but_its_head(tmp_path):
+def test_the_real_time_generator_folds_whole_but_its_head():
     torch.manual_seed(0)
     generator = models.build("realtime").eval()
     for p in generator.parameters():  # trained biases are not zero
