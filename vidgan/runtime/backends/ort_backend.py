@@ -3,10 +3,10 @@
 The ONNX file is exported from the model file on first use (vidgan.runtime.export) and cached as
 <model-stem>-<hash>-g<rev>.onnx (.fp16.onnx for fp16, .int8.onnx for int8: statically quantized
 for the CPU, kept only within a PSNR bound of fp32), keyed by the model file's content hash and
-the revision of the exported graph, in the
-engines folder of the per-user cache (where `vidgan export` writes too; `vidgan info` says
-where): never beside the model or in the checkout. Inputs and outputs are
-bound to torch tensors by pointer (IO binding), so no frame is copied on either device.
+the revision of the exported graph, in the engines folder of the per-user cache (where `vidgan
+export` writes too; `vidgan info` says where): never beside the model or in the checkout. Inputs
+and outputs are bound to torch tensors by pointer (IO binding), so no frame is copied on either
+device.
 """
 
 from __future__ import annotations
